@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION := 2.13.0
+# pytest workers: the suite is CPU-bound; two workers suit the 2-core machines we run on.
+TEST_WORKERS ?= 2
+
+.PHONY: venv data test demo clean help
+
+help:
+	@echo "make demo   set up .venv, get Fashion-MNIST, run the demo into runs/demo/"
+	@echo "make test   set up .venv, get Fashion-MNIST, run the test suite"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==$(TORCH_VERSION)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+data:
+	@sh scripts/ensure_data.sh
+
+test: venv data
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
+demo: venv data
+	$(PY) scripts/demo.py --out runs/demo
+
+clean:
+	rm -rf $(VENV) runs/demo .pytest_cache

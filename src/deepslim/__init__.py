@@ -1,0 +1,20 @@
+"""deepslim: make trained deep networks cheaper to run, and prove it with measurements.
+
+Example:
+    >>> import deepslim
+    >>> data = deepslim.load_dataset("fashion-mnist", subset=2000)            # doctest: +SKIP
+    >>> model = deepslim.create_model("lenet5")
+    >>> deepslim.train(model, data.train, deepslim.TrainConfig(epochs=1))      # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .core import Config, DeepslimError, seed_everything  # noqa: E402
+from .data import list_datasets, load_dataset  # noqa: E402
+from .export import export_onnx, list_pretrained, load, load_pretrained, onnx_session, save  # noqa: E402
+from .models import create_model, list_models  # noqa: E402
+from .train import Callback, TrainConfig, Trainer, evaluate, train  # noqa: E402
+
+__all__ = ["Callback", "Config", "DeepslimError", "TrainConfig", "Trainer", "__version__", "create_model",
+           "evaluate", "export_onnx", "list_datasets", "list_models", "list_pretrained", "load", "load_dataset",
+           "load_pretrained", "onnx_session", "save", "seed_everything", "train"]

@@ -1,0 +1,71 @@
+"""Argument helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..core import DeepslimError
+
+
+def parse_value(text: str):
+    """'3' -> 3, '0.5' -> 0.5, 'true' -> True, '32,64' -> (32, 64), anything else -> the string."""
+    if "," in text:
+        return tuple(parse_value(part) for part in text.split(",") if part != "")
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_kwargs(items: list[str] | None) -> dict:
+    """``["widths=32,64", "dropout=0.1"]`` -> ``{"widths": (32, 64), "dropout": 0.1}``."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DeepslimError(f"--model-arg '{item}' is not KEY=VALUE", hint="e.g. --model-arg widths=32,64,128")
+        out[key.strip().replace("-", "_")] = parse_value(value.strip())
+    return out
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'1,1,28,28' -> (1, 1, 28, 28)."""
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError as exc:
+        raise DeepslimError(f"--input-shape '{text}' is not a list of integers", hint="e.g. --input-shape 1,1,28,28") from exc
+    if len(shape) < 2 or any(s < 1 for s in shape):
+        raise DeepslimError(f"--input-shape '{text}' must be positive integers: batch,channels,...",
+                            hint="e.g. --input-shape 1,1,28,28")
+    return shape
+
+
+def add_data_args(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument("--data", required=required, metavar="NAME",
+                        help="data set name (see `deepslim zoo`)" + ("" if required else "; default: the one the model was trained on"))
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files "
+                        "(Fashion-MNIST default: /usr/share/datasets/fashion-mnist)")
+
+
+def data_options(args) -> dict:
+    return {"data_dir": args.data_dir} if getattr(args, "data_dir", None) else {}
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A sub-command parser that also accepts the global --quiet/--traceback after the command name."""
+    parser = sub.add_parser(name, **kwargs)
+    parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars or status lines")
+    parser.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    return parser

@@ -1,0 +1,118 @@
+"""`deepslim train`: train a zoo model and save it as an artifact with a model card."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from ..core import DeepslimError, log, resolve_device
+from ..data import load_dataset
+from ..export import is_artifact, save
+from ..export.model_card import write_model_card
+from ..models import create_model
+from ..train import Trainer, TrainConfig, evaluate
+from .args import add_command, add_data_args, data_options, parse_kwargs, print_json
+
+CHECKPOINT = Path("checkpoint") / "last.pt"
+
+
+def add_parser(sub) -> None:
+    d = TrainConfig()
+    p = add_command(sub, "train", help="train a model from the zoo",
+                       description="Train a zoo model, checkpointing every epoch, then evaluate it on the full "
+                                   "test split and save it (weights, architecture, metadata, model card) in --out.")
+    p.add_argument("--model", required=True, help="model name (see `deepslim zoo`)")
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="model option, repeatable, e.g. --model-arg widths=32,64,128")
+    add_data_args(p, required=True)
+    p.add_argument("--out", required=True, type=Path, help="output folder for the trained model")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=d.optimizer, help=f"default {d.optimizer}")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.1 for sgd, 0.001 for adamw)")
+    p.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 for sgd, 0.05 for adamw")
+    p.add_argument("--schedule", choices=("cosine", "onecycle", "constant"), default=d.schedule,
+                   help=f"learning-rate schedule, default {d.schedule}")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--no-augment", action="store_true", help="turn off random flip and crop")
+    p.add_argument("--subset", type=int, help="train on only this many images (the test split stays whole)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.set_defaults(func=run)
+
+
+def _config(args) -> TrainConfig:
+    adamw = args.optimizer == "adamw"
+    lr = args.lr if args.lr is not None else (1e-3 if adamw else 0.1)
+    wd = args.weight_decay if args.weight_decay is not None else (0.05 if adamw else 5e-4)
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=lr,
+                       weight_decay=wd, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
+                       label_smoothing=args.label_smoothing, augment=not args.no_augment, seed=args.seed)
+
+
+def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise DeepslimError(f"--out {out} exists and is not a folder", hint="choose another --out")
+    has_checkpoint = (out / CHECKPOINT).is_file()
+    if resume:
+        if is_artifact(out):
+            raise DeepslimError(f"the run in {out} already finished; nothing to resume",
+                                hint="use --overwrite to train again")
+        if not has_checkpoint:
+            raise DeepslimError(f"nothing to resume in {out}: no {CHECKPOINT}", hint="drop --resume to start a run")
+        return
+    busy = out.is_dir() and any(out.iterdir())
+    if busy and not overwrite:
+        what = "a finished run" if is_artifact(out) else ("an interrupted run" if has_checkpoint else "files")
+        hint = "use --resume to continue it, or " if has_checkpoint and not is_artifact(out) else ""
+        raise DeepslimError(f"--out {out} already holds {what}", hint=hint + "use --overwrite to replace it, "
+                            "or choose another folder")
+    if busy and overwrite:
+        if not (is_artifact(out) or has_checkpoint):
+            raise DeepslimError(f"--out {out} holds files that are not a deepslim run; refusing to delete them",
+                                hint="choose another folder")
+        shutil.rmtree(out)
+
+
+def run(args) -> int:
+    out: Path = args.out
+    config = _config(args)
+    device = resolve_device(args.device)
+    data = load_dataset(args.data, subset=args.subset, seed=args.seed, **data_options(args))
+    kwargs = parse_kwargs(args.model_arg)
+    kwargs.setdefault("in_channels", data.input_shape[0])
+    kwargs.setdefault("num_classes", data.num_classes)
+    model = create_model(args.model, **kwargs)
+    _prepare_out(out, args.resume, args.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"training {args.model} on {args.data} ({len(data.train)} train / {len(data.val)} val images) "
+        f"for {config.epochs} epochs on {device}")
+    started = time.time()
+    trainer = Trainer(model, config, device=device)
+    history = trainer.fit(data.train, val_data=data.val, checkpoint_path=out / CHECKPOINT, resume=args.resume)
+    train_seconds = sum(h["seconds"] for h in history)
+    test = evaluate(model, data.test, device=device, desc="test")
+    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_images": test["n"]}
+    if history and "val_accuracy" in history[-1]:
+        metrics["val_accuracy"] = history[-1]["val_accuracy"]
+    command = "deepslim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
+    meta = {"model": args.model, "model_kwargs": kwargs, "dataset": data.describe(), "metrics": metrics,
+            "input_shape": [1, *data.input_shape],
+            "training": {"config": config.to_dict(), "command": command, "device": str(device),
+                         "train_seconds": round(train_seconds, 1),
+                         "wall_seconds_this_session": round(time.time() - started, 1), "history": history}}
+    save(model.cpu(), out, metadata=meta, overwrite=True)
+    write_model_card(out)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+    if args.json:
+        print_json({"out": str(out), **metrics})
+    else:
+        print(f"accuracy: {metrics['test_accuracy']:.2f}% on {test['n']} test images; saved to {out}")
+    return 0

@@ -1,0 +1,37 @@
+"""Progress bars (tqdm), silenced globally by ``set_quiet(True)`` (``--quiet``)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterable, TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+_QUIET = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _QUIET
+    _QUIET = quiet
+
+
+def is_quiet() -> bool:
+    return _QUIET
+
+
+def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, leave: bool = False) -> Iterable[T]:
+    """Wrap an iterable in a progress bar on stderr; no bar when quiet or not a terminal.
+
+    Example:
+        >>> for batch in progress(range(3), desc="train"):
+        ...     pass
+    """
+    disable = _QUIET or not sys.stderr.isatty()
+    return tqdm(iterable, desc=desc, total=total, leave=leave, disable=disable, dynamic_ncols=True)
+
+
+def log(message: str) -> None:
+    """A status line on stderr (kept out of stdout so ``--json`` output stays clean)."""
+    if not _QUIET:
+        print(message, file=sys.stderr, flush=True)

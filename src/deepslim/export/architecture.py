@@ -1,0 +1,133 @@
+"""Describe a module tree as JSON and rebuild it, without pickling code.
+
+Every module is recorded as its class (``torch.nn.*`` or ``deepslim.*``), the arguments
+that rebuild it and its children. Arguments come from ``SerializableModule.init_args``
+for deepslim's modules (current attribute values win, so a pruned attention's
+``num_heads`` is the pruned one) and from attributes named like the constructor's
+parameters for ``torch.nn`` layers (``Conv2d.out_channels`` ...). Because every child is
+rebuilt from its own record, a model whose layers were pruned (new widths) or
+factorized (a conv replaced by a Sequential of two) comes back exactly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import torch
+from torch import nn
+
+from ..core import DeepslimError, SerializableModule
+
+TRUSTED_PREFIXES = ("torch.nn.", "deepslim.")
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_SKIP_PARAMS = {"self", "device", "dtype"}
+
+
+def _jsonable(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        items = [_jsonable(v) for v in value]
+        return None if any(i is _NOT_JSON for i in items) else items
+    return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
+def _torch_args(module: nn.Module) -> dict:
+    args = {}
+    for name, param in inspect.signature(type(module).__init__).parameters.items():
+        if name in _SKIP_PARAMS or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if not hasattr(module, name):
+            continue
+        value = getattr(module, name)
+        if isinstance(value, torch.Tensor) or (value is None and name == "bias"):
+            value = value is not None  # e.g. Linear(bias=True) stores the bias tensor
+        converted = _jsonable(value)
+        if converted is _NOT_JSON:
+            continue
+        args[name] = converted
+    return args
+
+
+def _deepslim_args(module: SerializableModule) -> dict:
+    args = {}
+    for name, recorded in getattr(module, "init_args", {}).items():
+        current = module.__dict__.get(name, recorded)  # plain attributes only, never submodules
+        value = _jsonable(current)
+        if value is _NOT_JSON:
+            value = _jsonable(recorded)
+        if value is _NOT_JSON:
+            raise DeepslimError(f"{type(module).__name__} argument '{name}' is not JSON-serialisable")
+        args[name] = value
+    return args
+
+
+def class_path(module: nn.Module) -> str:
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def module_to_spec(module: nn.Module) -> dict:
+    """JSON-friendly description of ``module`` and all its children.
+
+    Example:
+        >>> module_to_spec(nn.Linear(4, 2))["args"]
+        {'in_features': 4, 'out_features': 2, 'bias': True}
+    """
+    if isinstance(module, _CONTAINERS):
+        args = {}
+    elif isinstance(module, SerializableModule):
+        args = _deepslim_args(module)
+    else:
+        args = _torch_args(module)
+    return {"class": class_path(module), "args": args,
+            "children": {name: module_to_spec(child) for name, child in module.named_children()}}
+
+
+def resolve_class(path: str, allow: tuple[str, ...] = ()) -> type[nn.Module]:
+    """Import a module class named in an architecture file, only from trusted packages."""
+    prefixes = TRUSTED_PREFIXES + tuple(p.rstrip(".") + "." for p in allow)
+    if not path.startswith(prefixes):
+        raise DeepslimError(f"the architecture names class '{path}', outside torch.nn and deepslim",
+                            hint="pass allow_modules=('your_package',) if you trust it")
+    module_name, _, qualname = path.rpartition(".")
+    obj = None
+    while module_name:  # the qualname may contain dots (nested classes)
+        try:
+            obj = importlib.import_module(module_name)
+            break
+        except ImportError:
+            module_name, _, head = module_name.rpartition(".")
+            qualname = f"{head}.{qualname}"
+    try:
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        obj = None
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        raise DeepslimError(f"the architecture names class '{path}', which this version of deepslim/torch lacks",
+                            hint="load it with the deepslim version that saved it")
+    return obj
+
+
+def spec_to_module(spec: dict, allow: tuple[str, ...] = ()) -> nn.Module:
+    """Rebuild a module (with freshly initialised weights) from ``module_to_spec`` output."""
+    try:
+        cls = resolve_class(spec["class"], allow)
+        args, children = spec.get("args", {}), spec.get("children", {})
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DeepslimError(f"architecture entry is malformed: {exc}") from exc
+    try:
+        module = cls() if issubclass(cls, _CONTAINERS) else cls(**args)
+    except (TypeError, ValueError) as exc:
+        raise DeepslimError(f"cannot rebuild {spec['class']}({args}): {exc}") from exc
+    for name in list(module._modules):
+        if name not in children:
+            del module._modules[name]
+    for name, child_spec in children.items():
+        module._modules[name] = spec_to_module(child_spec, allow)
+    return module

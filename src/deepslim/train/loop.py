@@ -1,0 +1,175 @@
+"""A small training loop with callbacks, per-epoch checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core import DeepslimError, log, progress, resolve_device, seed_everything
+from ..data import Augment, BatchLoader, TensorData
+from .callbacks import Callback, CallbackList
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .evaluate import check_input_shape, evaluate
+from .schedules import lr_at
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD or AdamW; no weight decay on biases and normalisation parameters (ndim <= 1)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data`` per ``config``.
+
+    ``checkpoint_path`` gets the full training state after every epoch; with
+    ``resume=True`` training continues from it, seeing the same batches it would have.
+
+    Example:
+        >>> from deepslim import create_model, load_dataset
+        >>> data = load_dataset("synthetic", subset=256)
+        >>> trainer = Trainer(create_model("lenet5"), TrainConfig(epochs=1, lr=0.05))
+        >>> history = trainer.fit(data.train, val_data=data.val)
+    """
+
+    def __init__(self, model: nn.Module, config: TrainConfig | None = None, *, callbacks: list[Callback] = (),
+                 device="auto"):
+        self.model = model
+        self.config = config or TrainConfig()
+        self.callbacks = CallbackList(callbacks)
+        self.device = resolve_device(device)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.epoch = 0
+        self.global_step = 0
+        self.total_steps = 0
+        self.history: list[dict] = []
+        self.stop_training = False
+
+    def _loader(self, data: TensorData) -> BatchLoader:
+        cfg = self.config
+        augment = Augment(cfg.flip, cfg.crop_padding) if cfg.augment else None
+        return BatchLoader(data, cfg.batch_size, shuffle=True, augment=augment, seed=cfg.seed, drop_last=True,
+                           device=self.device)
+
+    def fit(self, train_data: TensorData, *, val_data: TensorData | None = None,
+            checkpoint_path: str | Path | None = None, resume: bool = False) -> list[dict]:
+        cfg = self.config
+        seed_everything(cfg.seed)
+        self.model.to(self.device)
+        check_input_shape(self.model.eval(), train_data.images[:2].to(self.device))
+        self.optimizer = make_optimizer(self.model, cfg)
+        loader = self._loader(train_data)
+        if len(loader) == 0:
+            raise DeepslimError(f"the training split has {len(train_data)} samples, fewer than one batch of "
+                                f"{cfg.batch_size}", hint="lower --batch-size or raise --subset")
+        self.total_steps = cfg.epochs * len(loader)
+        warmup = int(cfg.warmup_epochs * len(loader))
+        start_epoch = 0
+        ckpt = Path(checkpoint_path) if checkpoint_path else None
+        if resume:
+            if ckpt is None or not ckpt.is_file():
+                raise DeepslimError(f"nothing to resume: no checkpoint at {ckpt}")
+            start_epoch = self._restore(load_checkpoint(ckpt))
+            log(f"resuming at epoch {start_epoch + 1}/{cfg.epochs}")
+        self.callbacks.on_train_begin(self)
+        for epoch in range(start_epoch, cfg.epochs):
+            self.epoch = epoch
+            loader.set_epoch(epoch)
+            self.model.train()
+            self.callbacks.on_epoch_begin(self, epoch)
+            started, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+            bar = progress(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", total=len(loader))
+            for x, y in bar:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr_at(self.global_step, self.total_steps, cfg.lr, cfg.schedule, warmup)
+                self.callbacks.on_step_begin(self, self.global_step)
+                logits = self.model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                extra = self.callbacks.extra_loss(self, x, logits, y)
+                if extra is not None:
+                    loss = loss + extra
+                if not math.isfinite(loss.item()):
+                    raise DeepslimError(f"the loss became {loss.item()} at epoch {epoch + 1}",
+                                        hint="lower the learning rate (--lr)")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.callbacks.after_backward(self)
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.callbacks.after_step(self)
+                self.global_step += 1
+                loss_sum += loss.item() * len(y)
+                correct += (logits.argmax(1) == y).sum().item()
+                seen += len(y)
+                self.callbacks.on_step_end(self, self.global_step, loss.item())
+                if self.stop_training:
+                    break
+            metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
+                       "train_accuracy": 100.0 * correct / max(1, seen),
+                       "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+            if val_data is not None and len(val_data):
+                val = evaluate(self.model, val_data, batch_size=cfg.eval_batch_size, device=self.device,
+                               desc="val")
+                metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+            self.history.append(metrics)
+            self.callbacks.on_epoch_end(self, epoch, metrics)
+            log(_format_epoch(metrics, cfg.epochs))
+            if ckpt is not None:
+                save_checkpoint(ckpt, self._state(epoch + 1))
+            if self.stop_training:
+                break
+        self.callbacks.on_train_end(self)
+        self.model.eval()
+        return self.history
+
+    def _state(self, epochs_done: int) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "epochs_done": epochs_done, "global_step": self.global_step, "history": self.history,
+                "config": self.config.to_dict(), "torch_rng": torch.get_rng_state()}
+
+    def _restore(self, state: dict) -> int:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            saved_cfg = state["config"]
+            epochs_done, self.global_step = int(state["epochs_done"]), int(state["global_step"])
+            self.history = list(state["history"])
+            torch.set_rng_state(state["torch_rng"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise DeepslimError(f"the checkpoint does not match this model or run: {str(exc).splitlines()[0]}",
+                                hint="resume with the same model and options, or start again with --overwrite") from exc
+        mine = self.config.to_dict()
+        changed = [k for k in mine if k not in ("epochs",) and saved_cfg.get(k) != mine[k]]
+        if changed:
+            raise DeepslimError(f"cannot resume: training options changed ({', '.join(changed)})",
+                                hint="resume with the options of the interrupted run")
+        if saved_cfg.get("epochs") != mine["epochs"]:
+            raise DeepslimError(f"cannot resume: the run was for {saved_cfg.get('epochs')} epochs, not {mine['epochs']}",
+                                hint="the learning-rate schedule depends on the epoch count; keep it the same")
+        return epochs_done
+
+
+def _format_epoch(m: dict, epochs: int) -> str:
+    text = (f"epoch {m['epoch']}/{epochs}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.2f}%  "
+            f"lr {m['lr']:.4g}  {m['seconds']:.0f}s")
+    if "val_accuracy" in m:
+        text += f"  val {m['val_accuracy']:.2f}%"
+    return text
+
+
+def train(model: nn.Module, train_data: TensorData, config: TrainConfig | None = None, **kwargs) -> list[dict]:
+    """Shorthand for ``Trainer(model, config, ...).fit(train_data, ...)``."""
+    fit_keys = ("val_data", "checkpoint_path", "resume")
+    fit_kwargs = {k: kwargs.pop(k) for k in fit_keys if k in kwargs}
+    return Trainer(model, config, **kwargs).fit(train_data, **fit_kwargs)
