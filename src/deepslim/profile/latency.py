@@ -1,0 +1,246 @@
+"""Latency on real runtimes (PyTorch eager and ONNX Runtime), per shared/BENCHMARKING.md.
+
+Warm up (>= 10 calls), then repeat until at least ``min_seconds`` have passed; report the
+median and interquartile range in ms, with the thread count. ``compare_latency`` times two
+models interleaved (A B A B ...) in one process and reports the median ratio and its
+min-max spread, the only form in which deepslim states a speed-up.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core import DeepslimError
+
+RUNTIMES = ("torch", "onnxruntime")
+
+
+@dataclass
+class LatencyResult:
+    runtime: str
+    batch_size: int
+    median_ms: float
+    p25_ms: float
+    p75_ms: float
+    repeats: int
+    threads: int
+
+    @property
+    def iqr_ms(self) -> float:
+        return self.p75_ms - self.p25_ms
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "iqr_ms": self.iqr_ms}
+
+
+def _quartiles(samples: list[float]) -> tuple[float, float, float]:
+    q = np.percentile(np.asarray(samples), [25, 50, 75])
+    return float(q[1]), float(q[0]), float(q[2])
+
+
+def default_threads() -> int:
+    return torch.get_num_threads()
+
+
+def _torch_runner(model: nn.Module, example: torch.Tensor, threads: int) -> Callable[[], None]:
+    model = model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    example = example.to(device)
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(example)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return run
+
+
+class _torch_threads:
+    """Run a block with PyTorch's intra-op thread count set, restoring it afterwards."""
+
+    def __init__(self, threads: int):
+        self.threads, self.previous = threads, None
+
+    def __enter__(self):
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.previous)
+
+
+def _onnx_runner(path: Path, example: torch.Tensor, threads: int) -> Callable[[], None]:
+    from ..export.onnx import onnx_session
+
+    session = onnx_session(path, threads=threads)
+    feed = {session.get_inputs()[0].name: example.detach().cpu().numpy()}
+
+    def run() -> None:
+        session.run(None, feed)
+
+    return run
+
+
+class _OnnxFile:
+    """An ONNX file for a model: the given path, or a temporary export deleted afterwards."""
+
+    def __init__(self, model_or_path, example: torch.Tensor):
+        self.model_or_path, self.example, self.tmpdir = model_or_path, example, None
+
+    def __enter__(self) -> Path:
+        if isinstance(self.model_or_path, (str, Path)):
+            return Path(self.model_or_path)
+        from ..export.onnx import export_onnx
+
+        self.tmpdir = tempfile.TemporaryDirectory(prefix="deepslim-latency-")
+        path = Path(self.tmpdir.name) / "model.onnx"
+        export_onnx(self.model_or_path, path, self.example[:1], check=False)
+        return path
+
+    def __exit__(self, *exc) -> None:
+        if self.tmpdir is not None:
+            self.tmpdir.cleanup()
+
+
+def _batch(example_inputs, batch_size: int) -> torch.Tensor:
+    if not isinstance(example_inputs, torch.Tensor):
+        raise DeepslimError("latency measurement takes one input tensor", hint="pass example_inputs=torch.randn(1, C, H, W)")
+    one = example_inputs[:1]
+    return one.expand(batch_size, *one.shape[1:]).contiguous().clone()
+
+
+def _check_runtimes(runtimes, model_or_path) -> None:
+    for runtime in runtimes:
+        if runtime not in RUNTIMES:
+            raise DeepslimError(f"unknown runtime '{runtime}'", hint=f"choose from {', '.join(RUNTIMES)}")
+        if runtime == "torch" and isinstance(model_or_path, (str, Path)):
+            raise DeepslimError("an ONNX file can only be timed on onnxruntime", hint="pass runtimes=('onnxruntime',)")
+
+
+def _time_calls(run: Callable[[], None], warmup: int, min_seconds: float, min_repeats: int) -> list[float]:
+    for _ in range(warmup):
+        run()
+    samples, started = [], time.perf_counter()
+    while len(samples) < min_repeats or time.perf_counter() - started < min_seconds:
+        t0 = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - t0) * 1000.0)
+    return samples
+
+
+def measure_latency(model_or_onnx_path, example_inputs, *, batch_sizes=(1, 64), runtimes=RUNTIMES,
+                    threads: int | None = None, warmup: int = 10, min_seconds: float = 1.0,
+                    min_repeats: int = 10) -> list[LatencyResult]:
+    """Median and IQR latency (ms per batch) for each runtime and batch size.
+
+    ``model_or_onnx_path`` is an ``nn.Module`` (timed on torch and, after a temporary ONNX
+    export, on onnxruntime) or the path of an ONNX file (onnxruntime only).
+
+    Example:
+        >>> import deepslim, torch
+        >>> rows = measure_latency(deepslim.create_model("lenet5"), torch.randn(1, 1, 28, 28), min_seconds=0.1)
+        >>> sorted({(r.runtime, r.batch_size) for r in rows})
+        [('onnxruntime', 1), ('onnxruntime', 64), ('torch', 1), ('torch', 64)]
+    """
+    _check_runtimes(runtimes, model_or_onnx_path)
+    threads = threads or default_threads()
+    results = []
+    with _torch_threads(threads), _OnnxFile(model_or_onnx_path, _batch(example_inputs, 1)) as onnx_path:
+        for runtime in runtimes:
+            for bs in batch_sizes:
+                x = _batch(example_inputs, bs)
+                run = (_torch_runner(model_or_onnx_path, x, threads) if runtime == "torch"
+                       else _onnx_runner(onnx_path, x, threads))
+                samples = _time_calls(run, warmup, min_seconds, min_repeats)
+                median, p25, p75 = _quartiles(samples)
+                results.append(LatencyResult(runtime, bs, median, p25, p75, len(samples), threads))
+    return results
+
+
+@dataclass
+class LatencyComparison:
+    runtime: str
+    batch_size: int
+    baseline_ms: float
+    candidate_ms: float
+    speedup: float          # median of per-round baseline/candidate ratios
+    speedup_min: float
+    speedup_max: float
+    rounds: int
+    threads: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64), runtimes=RUNTIMES,
+                    threads: int | None = None, warmup: int = 10, min_seconds: float = 1.0,
+                    calls_per_round: int = 5) -> list[LatencyComparison]:
+    """Time two models interleaved (A B A B ...) and report candidate's speed-up over baseline.
+
+    Each round times ``calls_per_round`` calls of each model; the speed-up is the median of
+    the per-round ratios, with their min and max.
+
+    Example:
+        >>> import deepslim, torch
+        >>> rows = compare_latency(deepslim.create_model("resnet8"), deepslim.create_model("lenet5"),
+        ...                        torch.randn(1, 1, 28, 28), runtimes=("torch",), min_seconds=0.2)
+        >>> rows[0].speedup > 0
+        True
+    """
+    _check_runtimes(runtimes, baseline)
+    _check_runtimes(runtimes, candidate)
+    threads = threads or default_threads()
+    results = []
+    one = _batch(example_inputs, 1)
+    with _torch_threads(threads), _OnnxFile(baseline, one) as base_path, _OnnxFile(candidate, one) as cand_path:
+        for runtime in runtimes:
+            for bs in batch_sizes:
+                x = _batch(example_inputs, bs)
+                if runtime == "torch":
+                    runs = [_torch_runner(baseline, x, threads), _torch_runner(candidate, x, threads)]
+                else:
+                    runs = [_onnx_runner(base_path, x, threads), _onnx_runner(cand_path, x, threads)]
+                for run in runs:
+                    for _ in range(warmup):
+                        run()
+                base_t, cand_t, ratios = [], [], []
+                started = time.perf_counter()
+                while len(ratios) < 5 or time.perf_counter() - started < 2 * min_seconds:
+                    pair = []
+                    for run in runs:
+                        t0 = time.perf_counter()
+                        for _ in range(calls_per_round):
+                            run()
+                        pair.append((time.perf_counter() - t0) * 1000.0 / calls_per_round)
+                    base_t.append(pair[0])
+                    cand_t.append(pair[1])
+                    ratios.append(pair[0] / pair[1])
+                results.append(LatencyComparison(runtime, bs, statistics.median(base_t), statistics.median(cand_t),
+                                                 statistics.median(ratios), min(ratios), max(ratios), len(ratios),
+                                                 threads))
+    return results
+
+
+def cpu_description() -> dict:
+    """CPU model and core count, recorded beside every timing."""
+    name = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": name, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
