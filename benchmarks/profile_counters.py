@@ -196,7 +196,7 @@ def main() -> int:
         err = (value - analytic) / analytic if analytic else 0.0
         return f"{value / 1e6:.3f} ({err:+.1%})" if abs(err) > 5e-4 else f"{value / 1e6:.3f} (exact)"
 
-    print(f"MACs (millions) per model at batch 1; relative error vs the analytic count\n")
+    print("MACs (millions) per model at batch 1; relative error vs the analytic count\n")
     print("| model | analytic | " + " | ".join(COUNTERS) + " |")
     print("|---|---:|" + "---:|" * len(COUNTERS))
     for r in rows:

@@ -8,7 +8,6 @@ pipeline (issue 8) will replace this with `deepslim compress` on the flagship.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

@@ -13,7 +13,7 @@ def shrink_first_block(model):
     """Hand-made structured pruning: conv1 of the first ResNet block keeps 5 of 32 filters."""
     block = model.stages[0][0]
     keep = torch.arange(5)
-    conv, bn, nxt = block.conv1, block.bn1, block.conv2
+    conv, _bn, nxt = block.conv1, block.bn1, block.conv2
     new_conv = nn.Conv2d(conv.in_channels, 5, 3, 1, 1, bias=False)
     new_conv.weight.data = conv.weight.data[keep].clone()
     new_bn = nn.BatchNorm2d(5)

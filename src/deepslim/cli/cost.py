@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from ..core import resolve_device
 from ..data import load_dataset
 from ..profile.energy import EnergySettings, energy_report, measure_power
 from ..profile.training_cost import time_training_steps, training_step_flops
 from .args import add_command, add_data_args, data_options, parse_kwargs, print_json
-from .resolve import resolve_model
+from .resolve import add_model_source_args, resolve_model
 
 
 def add_parser(sub) -> None:
@@ -17,9 +16,7 @@ def add_parser(sub) -> None:
                     description="Estimate a planned training run: FLOPs of one training step (forward + backward, "
                                 "counted) x steps, time from a few measured steps, energy = time x power x PUE and "
                                 "CO2e = energy x grid intensity (Strubell et al., 2019).")
-    p.add_argument("model_dir", nargs="?", type=Path, metavar="DIR", help="saved model folder")
-    p.add_argument("--model", help="zoo model or shipped baseline name instead of DIR")
-    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="zoo model option, repeatable")
+    add_model_source_args(p)
     add_data_args(p, required=True)
     p.add_argument("--epochs", type=int, required=True, help="planned epochs")
     p.add_argument("--batch-size", type=int, default=128, help="default 128")

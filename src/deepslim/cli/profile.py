@@ -14,7 +14,7 @@ from ..profile.latency import cpu_description, measure_latency
 from ..profile.size import compact_weight_bytes, path_bytes
 from ..train import check_input_shape
 from .args import add_command, parse_kwargs, parse_shape, print_json
-from .resolve import resolve_model
+from .resolve import add_model_source_args, resolve_model
 
 
 def add_parser(sub) -> None:
@@ -22,9 +22,7 @@ def add_parser(sub) -> None:
                     description="Count parameters and MACs (per layer), parameter and activation memory; with "
                                 "--latency also time it on PyTorch and ONNX Runtime at batch 1 and 64, and report "
                                 "its size on disk and energy per 1,000 predictions.")
-    p.add_argument("model_dir", nargs="?", type=Path, metavar="DIR", help="saved model folder")
-    p.add_argument("--model", help="shipped baseline (e.g. fmnist-resnet) or zoo model name instead of DIR")
-    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="zoo model option, repeatable")
+    add_model_source_args(p)
     p.add_argument("--input-shape", help="input shape, e.g. 1,1,28,28 (default: recorded with the model, else 1,1,28,28)")
     p.add_argument("--latency", action="store_true", help="also measure latency, size and energy")
     p.add_argument("--batch-sizes", default="1,64", help="batch sizes for --latency, default 1,64")

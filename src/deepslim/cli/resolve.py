@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,3 +43,10 @@ def resolve_model(name: str | None, directory: Path | None, model_kwargs: dict |
     close = near_matches(name, choices)
     hint = (f"did you mean {', '.join(repr(c) for c in close)}? " if close else "") + f"valid: {', '.join(choices)}"
     raise DeepslimError(f"unknown model '{name}' (neither a shipped baseline nor a zoo model)", hint=hint)
+
+
+def add_model_source_args(parser: argparse.ArgumentParser) -> None:
+    """DIR (a saved model) or --model NAME (a shipped baseline or zoo model) with --model-arg options."""
+    parser.add_argument("model_dir", nargs="?", type=Path, metavar="DIR", help="saved model folder")
+    parser.add_argument("--model", help="shipped baseline (e.g. fmnist-resnet) or zoo model name instead of DIR")
+    parser.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="zoo model option, repeatable")
