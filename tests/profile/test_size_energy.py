@@ -77,3 +77,29 @@ def test_env_overrides(monkeypatch):
     monkeypatch.setenv("DEEPSLIM_GRID_G_PER_KWH", "50")
     s = EnergySettings.from_env()
     assert (s.pue, s.grid_g_per_kwh) == (1.1, 50.0)
+
+
+def test_codecarbon_missing_is_a_clear_error(monkeypatch):
+    import builtins
+
+    from deepslim.core import DeepslimError
+    from deepslim.profile.energy import codecarbon_measure
+
+    real_import = builtins.__import__
+
+    def no_codecarbon(name, *args, **kwargs):
+        if name.startswith("codecarbon"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_codecarbon)
+    with pytest.raises(DeepslimError, match="codecarbon is not installed"):
+        codecarbon_measure(lambda: 1, seconds=0.01)
+
+
+def test_codecarbon_measures_when_installed():
+    pytest.importorskip("codecarbon")
+    from deepslim.profile.energy import codecarbon_measure
+
+    result = codecarbon_measure(lambda: 10, seconds=1.0)
+    assert result["source"] == "codecarbon" and result["predictions"] >= 10 and result["energy_wh"] > 0

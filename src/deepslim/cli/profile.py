@@ -9,7 +9,7 @@ import torch
 
 from ..export.onnx import export_onnx
 from ..profile import profile
-from ..profile.energy import EnergySettings, inference_energy_per_1000, measure_power
+from ..profile.energy import EnergySettings, codecarbon_measure, inference_energy_per_1000, measure_power
 from ..profile.latency import cpu_description, measure_latency
 from ..profile.size import compact_weight_bytes, path_bytes
 from ..train import check_input_shape
@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--latency", action="store_true", help="also measure latency, size and energy")
     p.add_argument("--batch-sizes", default="1,64", help="batch sizes for --latency, default 1,64")
     p.add_argument("--threads", type=int, help="threads for both runtimes (default: all of PyTorch's)")
+    p.add_argument("--codecarbon", action="store_true",
+                   help="with --latency, also measure energy with codecarbon's offline tracker (if installed)")
+    p.add_argument("--country", default="USA", help="ISO country code for codecarbon's grid intensity, default USA")
     p.add_argument("--rows", type=int, default=40, help="layers shown in the table, default 40")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -67,8 +70,21 @@ def _latency_size_energy(model, example, resolved, args) -> dict:
     if resolved.artifact_dir is not None:
         size["artifact_bytes"] = path_bytes(resolved.artifact_dir / "weights.safetensors") + \
             path_bytes(resolved.artifact_dir / "architecture.json") + path_bytes(resolved.artifact_dir / "metadata.json")
-    return {"latency": [r.to_dict() for r in rows], "size": size, "energy_per_1000": energy,
-            "environment": cpu_description()}
+    result = {"latency": [r.to_dict() for r in rows], "size": size, "energy_per_1000": energy,
+              "environment": cpu_description()}
+    if args.codecarbon:
+        from ..profile.latency import _batch
+
+        batch = _batch(example, max(batch_sizes))
+
+        def work() -> int:
+            with torch.inference_mode():
+                model(batch)
+            return len(batch)
+
+        result["codecarbon_per_1000"] = {"runtime": "torch", "batch_size": len(batch),
+                                         **codecarbon_measure(work, seconds=3.0, country_iso_code=args.country)}
+    return result
 
 
 def _print_latency(data: dict) -> None:
@@ -90,3 +106,7 @@ def _print_latency(data: dict) -> None:
     for e in data["energy_per_1000"]:
         print(f"  {e['runtime']:<12} batch {e['batch_size']:>3}: {e['energy_wh'] * 1000:.3f} mWh, "
               f"{e['co2e_g'] * 1000:.3f} mg CO2e")
+    if "codecarbon_per_1000" in data:
+        c = data["codecarbon_per_1000"]
+        print(f"  codecarbon ({c['country']}), torch batch {c['batch_size']}: {c['energy_wh'] * 1000:.3f} mWh, "
+              f"{c['co2e_g'] * 1000:.3f} mg CO2e per 1,000 predictions")

@@ -120,3 +120,39 @@ def inference_energy_per_1000(latency_ms_per_batch: float, batch_size: int, watt
     report = energy_report(seconds, watts, settings, source=source)
     report["batch_size"] = batch_size
     return report
+
+
+def codecarbon_measure(work: Callable[[], int], seconds: float = 2.0, country_iso_code: str = "USA") -> dict:
+    """Energy and CO2e measured by codecarbon's offline tracker while repeating ``work``.
+
+    ``work`` returns how many predictions one call made; the result is per 1,000
+    predictions. Needs ``pip install codecarbon`` (deepslim's ``energy`` extra).
+
+    Example:
+        >>> codecarbon_measure(lambda: 64, seconds=1.0)["source"]   # doctest: +SKIP
+        'codecarbon'
+    """
+    import logging
+
+    from ..core import DeepslimError
+
+    try:
+        from codecarbon import OfflineEmissionsTracker
+    except ImportError as exc:
+        raise DeepslimError("codecarbon is not installed", hint="pip install codecarbon (or deepslim[energy])") from exc
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
+    tracker = OfflineEmissionsTracker(country_iso_code=country_iso_code, save_to_file=False, log_level="error",
+                                      measure_power_secs=max(0.5, seconds / 4), tracking_mode="process")
+    tracker.start()
+    predictions, started = 0, time.perf_counter()
+    try:
+        while time.perf_counter() - started < seconds:
+            predictions += work()
+    finally:
+        emissions_kg = tracker.stop() or 0.0
+    data = tracker.final_emissions_data
+    kwh = float(data.energy_consumed)
+    scale = 1000.0 / max(1, predictions)
+    return {"source": "codecarbon", "country": country_iso_code, "predictions": predictions,
+            "seconds": float(data.duration), "energy_wh": kwh * 1000 * scale, "energy_kwh": kwh * scale,
+            "co2e_g": emissions_kg * 1000 * scale}
