@@ -28,7 +28,7 @@ from torch import nn
 
 import deepslim
 from deepslim.models.vit import Attention as ViTAttention
-from deepslim.profile import count_ops
+from deepslim.profiling import count_ops
 
 
 # --- analytic counts -------------------------------------------------------------------

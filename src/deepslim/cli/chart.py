@@ -8,8 +8,8 @@ import torch
 
 from ..core import DeepslimError
 from ..export import list_pretrained, load, load_pretrained
-from ..profile import profile
-from ..profile.chart import accuracy_vs_macs_chart
+from ..profiling import profile
+from ..profiling.chart import accuracy_vs_macs_chart
 from .args import add_command, print_json
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from ..core import resolve_device
 from ..data import load_dataset
-from ..profile.energy import EnergySettings, energy_report, measure_power
-from ..profile.training_cost import time_training_steps, training_step_flops
+from ..profiling.energy import EnergySettings, energy_report, measure_power
+from ..profiling.training_cost import time_training_steps, training_step_flops
 from .args import add_command, add_data_args, data_options, parse_kwargs, print_json
 from .resolve import add_model_source_args, resolve_model
 

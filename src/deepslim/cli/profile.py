@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from ..export.onnx import export_onnx
-from ..profile import profile
-from ..profile.energy import EnergySettings, codecarbon_measure, inference_energy_per_1000, measure_power
-from ..profile.latency import cpu_description, measure_latency
-from ..profile.size import compact_weight_bytes, path_bytes
+from ..profiling import profile
+from ..profiling.energy import EnergySettings, codecarbon_measure, inference_energy_per_1000, measure_power
+from ..profiling.latency import cpu_description, measure_latency
+from ..profiling.size import compact_weight_bytes, path_bytes
 from ..train import check_input_shape
 from .args import add_command, parse_kwargs, parse_shape, print_json
 from .resolve import add_model_source_args, resolve_model
@@ -73,7 +73,7 @@ def _latency_size_energy(model, example, resolved, args) -> dict:
     result = {"latency": [r.to_dict() for r in rows], "size": size, "energy_per_1000": energy,
               "environment": cpu_description()}
     if args.codecarbon:
-        from ..profile.latency import _batch
+        from ..profiling.latency import _batch
 
         batch = _batch(example, max(batch_sizes))
 

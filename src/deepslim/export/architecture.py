@@ -131,3 +131,26 @@ def spec_to_module(spec: dict, allow: tuple[str, ...] = ()) -> nn.Module:
     for name, child_spec in children.items():
         module._modules[name] = spec_to_module(child_spec, allow)
     return module
+
+
+def adopt_saved_shapes(model: nn.Module, shapes: dict[str, tuple]) -> None:
+    """Resize tensors that deepslim modules own directly (e.g. a ViT's ``pos_embed``) to saved shapes.
+
+    Such tensors are not described by constructor arguments, so after pruning the embedding
+    width they would be rebuilt at the old size. Layers from ``torch.nn`` are never resized
+    here: their shapes follow from their recorded arguments.
+    """
+    modules = dict(model.named_modules())
+    for key, tensor in model.state_dict(keep_vars=True).items():
+        want = shapes.get(key)
+        if want is None or tuple(tensor.shape) == tuple(want):
+            continue
+        owner_name, _, attr = key.rpartition(".")
+        owner = modules.get(owner_name)
+        if not isinstance(owner, SerializableModule):
+            continue
+        if attr in owner._parameters:
+            owner._parameters[attr] = nn.Parameter(torch.empty(want, dtype=tensor.dtype),
+                                                   requires_grad=tensor.requires_grad)
+        elif attr in owner._buffers:
+            owner._buffers[attr] = torch.empty(want, dtype=tensor.dtype)

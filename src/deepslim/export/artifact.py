@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..core import DeepslimError
-from .architecture import module_to_spec, spec_to_module
+from .architecture import adopt_saved_shapes, module_to_spec, spec_to_module
 from .files import write_atomic, write_json_atomic
 
 ARCHITECTURE, WEIGHTS, METADATA = "architecture.json", "weights.safetensors", "metadata.json"
@@ -99,8 +99,9 @@ def _check_rebuildable(spec: dict, tensors: dict, allow_modules) -> None:
         raise DeepslimError(f"cannot save this model: {exc.message}",
                             hint=exc.hint or "deepslim.save describes models built from torch.nn and deepslim "
                                  "modules") from exc
-    mine = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in tensors.items()}
+    adopt_saved_shapes(rebuilt, theirs)
+    mine = {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
     if mine != theirs:
         diff = sorted(set(mine.items()) ^ set(theirs.items()))[:3]
         raise DeepslimError(f"cannot save this model: its architecture cannot be rebuilt exactly (e.g. {diff})",
@@ -152,6 +153,7 @@ def load(path: str | Path, *, device: str | torch.device = "cpu", allow_modules:
     except (SafetensorError, OSError, ValueError) as exc:
         raise DeepslimError(f"{path / WEIGHTS} is corrupt or truncated: {exc}",
                             hint="restore it from a backup or save the model again") from exc
+    adopt_saved_shapes(model, {k: tuple(v.shape) for k, v in tensors.items()})
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:

@@ -3,7 +3,7 @@ import torch
 
 import deepslim
 from deepslim.core import DeepslimError
-from deepslim.profile import compare_latency, measure_latency
+from deepslim.profiling import compare_latency, measure_latency
 
 
 def test_measure_latency_covers_every_runtime_and_batch_size(tmp_path):

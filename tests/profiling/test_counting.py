@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import deepslim
-from deepslim.profile import count_ops, profile
+from deepslim.profiling import count_ops, profile
 
 
 def macs(model, *inputs):
@@ -148,7 +148,7 @@ def test_profile_fields_and_layers():
 
 
 def test_peak_activation_memory_of_a_chain():
-    from deepslim.profile import peak_activation_bytes
+    from deepslim.profiling import peak_activation_bytes
 
     model = nn.Sequential(nn.Linear(10, 20), nn.Linear(20, 30), nn.Linear(30, 5))
     # input (40 B) stays alive; at the peak the 20- and 30-wide outputs are both alive

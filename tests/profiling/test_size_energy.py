@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepslim.profile.energy import EnergySettings, energy_report, inference_energy_per_1000, measure_power
-from deepslim.profile.size import compact_tensor_bytes, compact_weight_bytes, path_bytes
+from deepslim.profiling.energy import EnergySettings, energy_report, inference_energy_per_1000, measure_power
+from deepslim.profiling.size import compact_tensor_bytes, compact_weight_bytes, path_bytes
 
 
 def test_dense_tensor_stays_dense():
@@ -49,7 +49,7 @@ def test_energy_is_time_power_pue_and_co2e_is_energy_times_intensity():
 
 
 def test_power_falls_back_to_configured_watts(monkeypatch, tmp_path):
-    import deepslim.profile.energy as energy
+    import deepslim.profiling.energy as energy
 
     monkeypatch.setattr(energy, "RAPL_ROOT", tmp_path / "no-powercap")
     power = measure_power(lambda: None, seconds=0.01, settings=EnergySettings(cpu_watts_per_core=7.0), cores=3)
@@ -58,7 +58,7 @@ def test_power_falls_back_to_configured_watts(monkeypatch, tmp_path):
 
 
 def test_rapl_counters_are_read_when_present(monkeypatch, tmp_path):
-    import deepslim.profile.energy as energy
+    import deepslim.profiling.energy as energy
 
     counter = tmp_path / "intel-rapl:0" / "energy_uj"
     counter.parent.mkdir()
@@ -83,7 +83,7 @@ def test_codecarbon_missing_is_a_clear_error(monkeypatch):
     import builtins
 
     from deepslim.core import DeepslimError
-    from deepslim.profile.energy import codecarbon_measure
+    from deepslim.profiling.energy import codecarbon_measure
 
     real_import = builtins.__import__
 
@@ -99,7 +99,7 @@ def test_codecarbon_missing_is_a_clear_error(monkeypatch):
 
 def test_codecarbon_measures_when_installed():
     pytest.importorskip("codecarbon")
-    from deepslim.profile.energy import codecarbon_measure
+    from deepslim.profiling.energy import codecarbon_measure
 
     result = codecarbon_measure(lambda: 10, seconds=1.0)
     assert result["source"] == "codecarbon" and result["predictions"] >= 10 and result["energy_wh"] > 0
