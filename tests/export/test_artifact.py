@@ -108,3 +108,19 @@ def test_user_classes_are_refused_at_save_time_with_a_hint(tmp_path):
     assert not (tmp_path / "u" / "metadata.json").exists()
     deepslim.save(UserNet(), tmp_path / "u", allow_modules=(__name__.split(".")[0],))
     assert isinstance(deepslim.load(tmp_path / "u", allow_modules=(__name__.split(".")[0],)), UserNet)
+
+
+def test_sparse_weights_are_stored_compactly_and_restored_exactly(tmp_path):
+    torch.manual_seed(0)
+    dense_model = deepslim.create_model("fmnist-cnn").eval()
+    deepslim.save(dense_model, tmp_path / "dense")
+    sparse_model = deepslim.create_model("fmnist-cnn").eval()
+    sparse_model.load_state_dict(dense_model.state_dict())
+    deepslim.prune_(sparse_model, deepslim.MagnitudePruning(0.9, scope="global"))
+    deepslim.save(sparse_model, tmp_path / "sparse")
+    dense_bytes = (tmp_path / "dense" / "weights.safetensors").stat().st_size
+    sparse_bytes = (tmp_path / "sparse" / "weights.safetensors").stat().st_size
+    assert sparse_bytes < 0.3 * dense_bytes
+    loaded = deepslim.load(tmp_path / "sparse")
+    for key, value in sparse_model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key

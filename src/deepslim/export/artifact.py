@@ -15,10 +15,12 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from ..core import DeepslimError
+from . import compact
 from .architecture import adopt_saved_shapes, module_to_spec, spec_to_module
 from .files import write_atomic, write_json_atomic
 
@@ -82,7 +84,8 @@ def save(model: nn.Module, path: str | Path, *, metadata: dict | None = None, ov
     if overwrite and is_artifact(path):
         (path / METADATA).unlink()  # mark incomplete while the new files go in
     write_json_atomic(path / ARCHITECTURE, spec)
-    write_atomic(path / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
+    stored, extra = compact.pack(tensors)  # sparse weights as bitmask + values: the file shrinks with sparsity
+    write_atomic(path / WEIGHTS, lambda p: save_file(stored, str(p), metadata={"format": FORMAT, **extra}))
     write_json_atomic(path / METADATA, _jsonable_meta(meta))
     return path
 
@@ -128,6 +131,15 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def _read_weights(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise FileNotFoundError(file)
+    with safe_open(str(file), framework="pt") as fh:
+        metadata = fh.metadata()
+        tensors = {key: fh.get_tensor(key) for key in fh.keys()}
+    return compact.unpack(tensors, metadata)
+
+
 def load(path: str | Path, *, device: str | torch.device = "cpu", allow_modules: tuple[str, ...] = ()) -> nn.Module:
     """Rebuild a model saved with ``deepslim.save``, in eval mode.
 
@@ -147,10 +159,10 @@ def load(path: str | Path, *, device: str | torch.device = "cpu", allow_modules:
         raise DeepslimError(f"{path / ARCHITECTURE} is corrupt: {exc}") from exc
     model = spec_to_module(spec, allow_modules)
     try:
-        tensors = load_file(str(path / WEIGHTS))
+        tensors = _read_weights(path / WEIGHTS)
     except FileNotFoundError as exc:
         raise DeepslimError(f"{path} has no {WEIGHTS}", hint="the artifact is incomplete; save it again") from exc
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as exc:
         raise DeepslimError(f"{path / WEIGHTS} is corrupt or truncated: {exc}",
                             hint="restore it from a backup or save the model again") from exc
     adopt_saved_shapes(model, {k: tuple(v.shape) for k, v in tensors.items()})

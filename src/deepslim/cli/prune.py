@@ -1,0 +1,110 @@
+"""`deepslim prune`: prune a saved model (optionally fine-tune), evaluate it, save it elsewhere."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+
+from ..core import DeepslimError, log, resolve_device
+from ..data import load_dataset
+from ..export import is_artifact, save
+from ..prune import ChannelPruning, KeepMasked, MagnitudePruning, NMSparsity, RandomPruning, prune_
+from ..train import Trainer, TrainConfig, evaluate
+from .args import add_command, data_options, print_json
+from .resolve import add_model_source_args, resolve_model
+
+METHODS = ("channel", "magnitude", "random", "nm")
+
+
+def add_parser(sub) -> None:
+    p = add_command(sub, "prune", help="prune a saved model",
+                    description="Prune a saved model: 'channel' removes channels for real (a smaller dense model, "
+                                "faster); 'magnitude', 'random' and 'nm' zero weights (stored compactly, no speed-up "
+                                "claimed). Optionally fine-tune, then evaluate on the full test split and save to --out.")
+    add_model_source_args(p)
+    p.add_argument("--method", choices=METHODS, default="channel", help="default channel")
+    p.add_argument("--ratio", type=float, default=0.5, help="channel: fraction of channels removed, default 0.5")
+    p.add_argument("--sparsity", type=float, default=0.5, help="magnitude/random: fraction of weights zeroed")
+    p.add_argument("--importance", default="l2", help="channel: l1, l2, bn_scale, fpgm, random (default l2)")
+    p.add_argument("--global-ranking", action="store_true", help="rank channels / weights across layers")
+    p.add_argument("--n", type=int, default=2, help="nm: keep n of every m weights (default 2)")
+    p.add_argument("--m", type=int, default=4, help="nm: group size (default 4)")
+    p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune for this many epochs, default 0")
+    p.add_argument("--lr", type=float, default=0.01, help="fine-tune learning rate (SGD, cosine), default 0.01")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--out", required=True, type=Path, help="folder for the pruned model")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def _config(args):
+    if args.method == "channel":
+        return ChannelPruning(ratio=args.ratio, importance=args.importance, global_ranking=args.global_ranking)
+    scope = "global" if args.global_ranking else "layer"
+    if args.method == "magnitude":
+        return MagnitudePruning(sparsity=args.sparsity, scope=scope)
+    if args.method == "random":
+        return RandomPruning(sparsity=args.sparsity, scope=scope)
+    return NMSparsity(n=args.n, m=args.m)
+
+
+def _check_out(args, source: Path | None) -> None:
+    out = args.out
+    if source is not None and out.resolve() == source.resolve():
+        raise DeepslimError("--out is the input model's folder", hint="write the pruned model somewhere else")
+    if out.exists() and any(out.iterdir()) if out.is_dir() else out.exists():
+        if not args.overwrite:
+            raise DeepslimError(f"--out {out} is not empty", hint="use --overwrite or choose another folder")
+        if out.is_dir() and not is_artifact(out):
+            raise DeepslimError(f"--out {out} holds files that are not a deepslim model; refusing to replace them")
+
+
+def run(args) -> int:
+    config = _config(args)
+    resolved = resolve_model(args.model, args.model_dir)
+    _check_out(args, resolved.artifact_dir)
+    meta = dict(resolved.model.deepslim_metadata or {}) if hasattr(resolved.model, "deepslim_metadata") else {}
+    data_name = meta.get("dataset", {}).get("name")
+    if not data_name:
+        raise DeepslimError(f"{resolved.label} does not record its data set", hint="prune a model saved by deepslim train")
+    device = resolve_device(args.device)
+    data = load_dataset(data_name, **data_options(args))
+    model = resolved.model.to(device)
+    example = data.test.images[:1].to(device)
+    before = evaluate(model, data.test, device=device, desc="test (before)")
+    started = time.perf_counter()
+    sample = (data.train.images[:64].to(device), data.train.labels[:64].to(device))
+    plan = prune_(model, config, example_inputs=example, data=sample)
+    history = []
+    if args.finetune_epochs:
+        callbacks = [] if plan.structured else [KeepMasked(plan.masks)]
+        cfg = TrainConfig(epochs=args.finetune_epochs, lr=args.lr, schedule="cosine")
+        history = Trainer(model, cfg, callbacks=callbacks, device=device).fit(data.train, val_data=data.val)
+    after = evaluate(model, data.test, device=device, desc="test (after)")
+    seconds = time.perf_counter() - started
+    summary = {"method": args.method, "config": config.to_dict(), "finetune_epochs": args.finetune_epochs,
+               "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
+               "params_before": plan.params_before, "params_after": plan.params_after,
+               "macs_before": plan.macs_before, "macs_after": plan.macs_after, "seconds": round(seconds, 1)}
+    new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "params", "saved_at", "versions")}
+    new_meta["metrics"] = {"test_accuracy": after["accuracy"], "test_loss": after["loss"], "test_images": after["n"]}
+    new_meta["pruning"] = {**summary, "source": resolved.label, "history": history}
+    if args.out.exists() and args.overwrite:
+        shutil.rmtree(args.out)
+    save(model.cpu(), args.out, metadata=new_meta)
+    plan.save(args.out / "pruning")
+    if args.json:
+        print_json({"out": str(args.out), **summary})
+        return 0
+    macs = f"{plan.macs_before / 1e6:.2f}M -> {plan.macs_after / 1e6:.2f}M" if plan.macs_before else "?"
+    kind = "params" if plan.structured else "non-zero params"
+    print(f"{args.method} pruning of {resolved.label}: accuracy {before['accuracy']:.2f}% -> {after['accuracy']:.2f}% "
+          f"(full test), MACs {macs}, {kind} {plan.params_before:,} -> {plan.params_after:,}")
+    if not plan.structured:
+        log("unstructured sparsity shrinks the saved file but is not claimed to be faster on dense runtimes")
+    print(f"saved to {args.out}")
+    return 0

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+import deepslim
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "resnet8"
+    from deepslim.cli import main
+
+    assert main(["train", "--model", "resnet8", "--data", "synthetic", "--epochs", "1", "--batch-size", "32",
+                 "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_channel_prune_with_finetune(cli, trained, tmp_path):
+    code, out, _ = cli("prune", trained, "--method", "channel", "--ratio", "0.5", "--finetune-epochs", "1",
+                       "--out", tmp_path / "p", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["macs_after"] < 0.4 * result["macs_before"]
+    model = deepslim.load(tmp_path / "p")
+    assert sum(p.numel() for p in model.parameters()) == result["params_after"]
+    meta = model.deepslim_metadata
+    assert meta["pruning"]["finetune_epochs"] == 1 and meta["metrics"]["test_accuracy"] == result["accuracy_after"]
+    assert (tmp_path / "p" / "pruning" / "plan.json").is_file()
+    code, out, _ = cli("eval", tmp_path / "p", "--json")
+    assert json.loads(out)["accuracy"] == pytest.approx(result["accuracy_after"])
+
+
+def test_magnitude_prune_shrinks_the_file(cli, trained, tmp_path):
+    code, out, _ = cli("prune", trained, "--method", "magnitude", "--sparsity", "0.9", "--out", tmp_path / "s", "--json")
+    assert code == 0
+    dense = (trained / "weights.safetensors").stat().st_size
+    assert (tmp_path / "s" / "weights.safetensors").stat().st_size < 0.35 * dense
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--ratio", "1.5"), "out of range"),
+    (("--method", "nm", "--n", "5", "--m", "4"), "NMSparsity.n"),
+])
+def test_prune_bad_input(cli, trained, tmp_path, extra, message):
+    code, _, err = cli("prune", trained, "--out", tmp_path / "x", *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_prune_refuses_to_overwrite_its_input(cli, trained):
+    before = (trained / "weights.safetensors").read_bytes()
+    code, _, err = cli("prune", trained, "--out", trained)
+    assert code == 2 and "input model's folder" in err
+    assert (trained / "weights.safetensors").read_bytes() == before
