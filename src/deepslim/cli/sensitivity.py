@@ -1,0 +1,55 @@
+"""`deepslim sensitivity`: per-layer channel-pruning sensitivity of a saved model (table, JSON, PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core import DeepslimError, resolve_device
+from ..data import load_dataset
+from ..export.files import write_json_atomic
+from ..prune import sensitivity_scan
+from .args import add_command, data_options, print_json
+from .resolve import add_model_source_args, resolve_model
+
+
+def add_parser(sub) -> None:
+    p = add_command(sub, "sensitivity", help="per-layer pruning sensitivity sweep",
+                    description="Prune one layer at a time (with the channels that depend on it) to each ratio and "
+                                "measure validation accuracy: a table, sensitivity.json and sensitivity.png.")
+    add_model_source_args(p)
+    p.add_argument("--ratios", default="0.25,0.5,0.75", help="fractions of channels to remove, default 0.25,0.5,0.75")
+    p.add_argument("--importance", default="l2", help="l1, l2, bn_scale, fpgm or random (default l2)")
+    p.add_argument("--layers", help="comma-separated layer names (default: every conv/linear but the head)")
+    p.add_argument("--out", type=Path, help="folder for sensitivity.json and .png (default: DIR/sensitivity)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    try:
+        ratios = tuple(float(r) for r in args.ratios.split(",") if r.strip())
+    except ValueError as exc:
+        raise DeepslimError(f"--ratios '{args.ratios}' is not a list of numbers", hint="e.g. --ratios 0.25,0.5") from exc
+    if not ratios or any(not 0 < r < 1 for r in ratios):
+        raise DeepslimError(f"--ratios {args.ratios} must be numbers in (0, 1)")
+    resolved = resolve_model(args.model, args.model_dir)
+    data_name = resolved.model.deepslim_metadata.get("dataset", {}).get("name")
+    if not data_name:
+        raise DeepslimError(f"{resolved.label} does not record its data set")
+    data = load_dataset(data_name, **data_options(args))
+    device = resolve_device(args.device)
+    model = resolved.model.to(device)
+    layers = [n.strip() for n in args.layers.split(",")] if args.layers else None
+    result = sensitivity_scan(model, data.val, data.test.images[:1].to(device), ratios=ratios,
+                              importance=args.importance, layers=layers)
+    out = args.out or ((resolved.artifact_dir / "sensitivity") if args.model_dir else Path(f"sensitivity-{resolved.label}"))
+    write_json_atomic(out / "sensitivity.json", result.to_dict())
+    result.plot(out / "sensitivity.png")
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result.table())
+        print(f"\nwrote {out / 'sensitivity.json'} and {out / 'sensitivity.png'}")
+    return 0

@@ -1,0 +1,205 @@
+"""Per-layer sensitivity to channel pruning, and ratios that meet a MAC budget with the least loss.
+
+A sweep prunes one layer (with everything that depends on it) at a time to each ratio,
+on a copy of the model, and measures validation accuracy and MACs. ``ratios_for_budget``
+then picks per-layer ratios greedily: always the step that loses the least predicted
+accuracy per MAC saved, until the predicted MACs meet the budget. ``prune_to_budget``
+checks the real MACs of the result and adjusts the budget it asks for until they fit.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..core import DeepslimError, progress
+from ..export.files import write_atomic
+from ..profiling.counting import count_ops
+from .api import prune_
+from .config import ChannelPruning
+from .select import check_names_exist, select_layers
+
+
+@dataclass
+class SensitivityResult:
+    baseline_accuracy: float
+    baseline_macs: int
+    ratios: list[float]
+    rows: list[dict] = field(default_factory=list)   # layer, ratio, accuracy, drop, macs (or error)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def layers(self) -> list[str]:
+        return list(dict.fromkeys(r["layer"] for r in self.rows))
+
+    def table(self) -> str:
+        lines = [f"baseline: {self.baseline_accuracy:.2f}% validation accuracy, {self.baseline_macs / 1e6:.2f}M MACs",
+                 "accuracy drop (points) when only this layer is pruned to each ratio:", ""]
+        header = f"{'layer':<28}" + "".join(f"{r:>9.2f}" for r in self.ratios)
+        lines.append(header)
+        for layer in self.layers():
+            cells = []
+            for ratio in self.ratios:
+                row = next((r for r in self.rows if r["layer"] == layer and r["ratio"] == ratio), None)
+                cells.append(f"{'n/a':>9}" if row is None or "error" in row else f"{row['drop']:>9.2f}")
+            lines.append(f"{layer:<28}" + "".join(cells))
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+        for layer in self.layers():
+            pts = [(r["ratio"], r["drop"]) for r in self.rows if r["layer"] == layer and "error" not in r]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=layer)
+        ax.set_xlabel("fraction of channels removed (this layer only)")
+        ax.set_ylabel("validation accuracy drop (points)")
+        ax.set_title("Per-layer pruning sensitivity")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        path = Path(path)
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+        plt.close(fig)
+        return path
+
+
+def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, len(labels), batch_size):
+            correct += (model(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum().item()
+    return 100.0 * correct / len(labels)
+
+
+def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *, ratios=(0.25, 0.5, 0.75),
+                     importance: str = "l2", layers: list[str] | None = None) -> SensitivityResult:
+    """Validation accuracy and MACs with each layer pruned alone to each ratio.
+
+    Example:
+        >>> import deepslim, torch
+        >>> data = deepslim.load_dataset("synthetic", subset=200)
+        >>> r = sensitivity_scan(deepslim.create_model("lenet5"), data.val, torch.randn(1, 1, 28, 28),
+        ...                      ratios=(0.5,))
+        >>> sorted(r.layers())
+        ['0', '3', '7']
+    """
+    model = model.eval()
+    if layers is not None:
+        check_names_exist(model, layers)
+    names = layers or list(select_layers(model, default=True))
+    images, labels = val_data.images, val_data.labels
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    images, labels = images.to(device), labels.to(device)
+    base_acc = _accuracy(model, images, labels)
+    base_macs = count_ops(model, (example_inputs,)).macs
+    result = SensitivityResult(base_acc, base_macs, [float(r) for r in ratios])
+    for name in progress(names, desc="sensitivity"):
+        for ratio in ratios:
+            trial = copy.deepcopy(model)
+            try:
+                plan = prune_(trial, ChannelPruning(ratio=0.0, importance=importance, per_layer={name: ratio}),
+                              example_inputs=example_inputs, skip_head=False)
+            except DeepslimError as exc:
+                result.rows.append({"layer": name, "ratio": float(ratio), "error": exc.message})
+                continue
+            if not plan.layers:
+                result.rows.append({"layer": name, "ratio": float(ratio), "error": "nothing could be pruned"})
+                continue
+            acc = _accuracy(trial.eval(), images, labels)
+            result.rows.append({"layer": name, "ratio": float(ratio), "accuracy": acc, "drop": base_acc - acc,
+                                "macs": plan.macs_after})
+    return result
+
+
+def ratios_for_budget(result: SensitivityResult, target_macs: float) -> dict[str, float]:
+    """Greedy per-layer ratios whose predicted MACs meet ``target_macs`` with least predicted loss.
+
+    Savings and losses of layers are assumed to add up (they do not exactly: pruning
+    both sides of a conv saves more), which ``prune_to_budget`` corrects by measuring.
+    """
+    steps: dict[str, list[tuple[float, float, int]]] = {}
+    for r in result.rows:
+        if "error" not in r:
+            steps.setdefault(r["layer"], []).append((r["ratio"], r["drop"], r["macs"]))
+    # Layers coupled in one dependency group (a residual add, a concat) shrink together and give
+    # identical MACs at every ratio; count such a group once and give all its layers one ratio.
+    units: dict[tuple, list[str]] = {}
+    for layer, options in steps.items():
+        options.sort()
+        units.setdefault(tuple((ratio, macs) for ratio, _, macs in options), []).append(layer)
+    members = {names[0]: names for names in units.values()}
+    steps = {lead: [(ratio, max(steps[n][i][1] for n in names), steps[lead][i][2])
+                    for i, (ratio, _, _) in enumerate(steps[lead])] for lead, names in members.items()}
+    chosen = {layer: -1 for layer in steps}  # index into steps[layer]; -1 = not pruned
+    predicted = result.baseline_macs
+
+    def state(layer: str) -> tuple[float, int]:
+        i = chosen[layer]
+        return (0.0, result.baseline_macs) if i < 0 else (steps[layer][i][1], steps[layer][i][2])
+
+    while predicted > target_macs:
+        best, best_score = None, None
+        for layer, options in steps.items():
+            if chosen[layer] + 1 >= len(options):
+                continue
+            drop_now, macs_now = state(layer)
+            _, drop_next, macs_next = options[chosen[layer] + 1]
+            saving = macs_now - macs_next
+            if saving <= 0:
+                continue
+            score = max(drop_next - drop_now, 0.0) / saving
+            if best_score is None or score < best_score:
+                best, best_score = layer, score
+        if best is None:
+            break  # nothing left to prune
+        macs_now = state(best)[1]
+        chosen[best] += 1
+        predicted -= macs_now - steps[best][chosen[best]][2]
+    return {name: steps[lead][i][0] for lead, i in chosen.items() if i >= 0 for name in members[lead]}
+
+
+def prune_to_budget(model: nn.Module, result: SensitivityResult, target_macs: float, example_inputs: torch.Tensor,
+                    *, importance: str = "l2", iterations: int = 12) -> tuple[dict[str, float], "object"]:
+    """Prune ``model`` in place with sensitivity-guided ratios whose *measured* MACs are <= target.
+
+    Returns the per-layer ratios used and the pruning plan.
+    """
+    if target_macs >= result.baseline_macs:
+        raise DeepslimError(f"the MAC budget {target_macs:,.0f} is not below the model's {result.baseline_macs:,}")
+
+    def measured(ask: float) -> tuple[dict[str, float], int]:
+        ratios = ratios_for_budget(result, ask)
+        trial = copy.deepcopy(model)
+        plan = prune_(trial, ChannelPruning(ratio=0.0, importance=importance, per_layer=ratios),
+                      example_inputs=example_inputs, skip_head=False)
+        return ratios, plan.macs_after
+
+    # Bisect the budget handed to the greedy allocator until the measured MACs fit just under the target.
+    low, high, ask, best = 0.0, float(result.baseline_macs), float(target_macs), None
+    for _ in range(iterations):
+        ratios, macs = measured(ask)
+        if macs <= target_macs:
+            if best is None or macs > best[1]:
+                best = (ratios, macs)
+            low = ask
+        else:
+            high = ask
+        if best is not None and target_macs - best[1] < 0.01 * target_macs:
+            break
+        ask = (low + high) / 2
+    if best is None:
+        raise DeepslimError(f"no ratios from the sensitivity scan reach {target_macs:,.0f} MACs",
+                            hint="scan higher ratios (e.g. --ratios 0.25,0.5,0.75,0.9)")
+    plan = prune_(model, ChannelPruning(ratio=0.0, importance=importance, per_layer=best[0]),
+                  example_inputs=example_inputs, skip_head=False)
+    return best[0], plan
