@@ -1,0 +1,115 @@
+"""Structured pruning of the shipped fmnist-resnet to 1/2 and 1/4 of its MACs.
+
+Two ways to the same MAC budget, each followed by the same short fine-tune:
+  - deepslim: per-layer ratios from a sensitivity scan (validation split), measured to fit the budget;
+  - peer ("the plain way"): one uniform ratio for every layer, L2 magnitude, Torch-Pruning's default.
+Accuracy on the full 10,000-image test split; latency of each pruned model against the unpruned one,
+timed interleaved in this process on PyTorch eager and ONNX Runtime (shared/BENCHMARKING.md).
+
+    .venv/bin/python benchmarks/prune_flagship.py --finetune-epochs 3 --json benchmarks/results/prune_flagship.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import torch  # noqa: E402
+
+import deepslim  # noqa: E402
+from common import environment, markdown_table, write_json  # noqa: E402
+from deepslim.core import log  # noqa: E402
+from deepslim.prune import ChannelPruning, prune_, prune_to_budget, sensitivity_scan  # noqa: E402
+from deepslim.profiling import compare_latency  # noqa: E402
+from deepslim.profiling.counting import count_ops  # noqa: E402
+from deepslim.train import Trainer, TrainConfig, evaluate  # noqa: E402
+
+
+def uniform_to_budget(model, budget: float, example) -> tuple[float, object]:
+    """Smallest uniform ratio whose measured MACs fit the budget (bisection)."""
+    low, high, best = 0.0, 0.95, None
+    for _ in range(12):
+        mid = (low + high) / 2
+        trial = copy.deepcopy(model)
+        plan = prune_(trial, ChannelPruning(ratio=mid, importance="l2"), example_inputs=example)
+        if plan.macs_after <= budget:
+            best, high = mid, mid
+        else:
+            low = mid
+    plan = prune_(model, ChannelPruning(ratio=best, importance="l2"), example_inputs=example)
+    return best, plan
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--budgets", default="0.5,0.25", help="fractions of the baseline MACs")
+    parser.add_argument("--ratios", default="0.25,0.5,0.75,0.9", help="sensitivity scan ratios")
+    parser.add_argument("--latency-seconds", type=float, default=1.0)
+    parser.add_argument("--subset", type=int, help="smoke runs only: fine-tune on a subset")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    data = deepslim.load_dataset("fashion-mnist", subset=args.subset)
+    base = deepslim.load_pretrained("fmnist-resnet")
+    example = torch.randn(1, 1, 28, 28)
+    base_macs = count_ops(base, (example,)).macs
+    base_acc = evaluate(base, data.test)["accuracy"]
+    base_params = sum(p.numel() for p in base.parameters())
+    started = time.perf_counter()
+    scan = sensitivity_scan(base, data.val, example, ratios=tuple(float(r) for r in args.ratios.split(",")))
+    scan_seconds = time.perf_counter() - started
+    results = [{"name": "unpruned", "accuracy": base_acc, "macs": base_macs, "params": base_params}]
+    for fraction in (float(b) for b in args.budgets.split(",")):
+        budget = fraction * base_macs
+        for method in ("sensitivity", "uniform-l2"):
+            model = copy.deepcopy(base)
+            if method == "sensitivity":
+                ratios, plan = prune_to_budget(model, scan, budget, example)
+                detail = {k: round(v, 3) for k, v in ratios.items()}
+            else:
+                ratio, plan = uniform_to_budget(model, budget, example)
+                detail = {"uniform_ratio": round(ratio, 3)}
+            pruned_acc = evaluate(model, data.test)["accuracy"]
+            t0 = time.perf_counter()
+            cfg = TrainConfig(epochs=args.finetune_epochs, lr=args.lr, schedule="cosine", seed=0)
+            Trainer(model, cfg).fit(data.train)
+            tuned_acc = evaluate(model, data.test)["accuracy"]
+            latency = compare_latency(base, model.eval(), example, min_seconds=args.latency_seconds)
+            row = {"name": f"{method} 1/{round(1 / fraction)} MACs", "method": method, "budget": fraction,
+                   "accuracy_before_finetune": pruned_acc, "accuracy": tuned_acc, "macs": plan.macs_after,
+                   "params": sum(p.numel() for p in model.parameters()), "finetune_seconds": time.perf_counter() - t0,
+                   "ratios": detail, "latency": [c.to_dict() for c in latency]}
+            log(f"{row['name']}: {pruned_acc:.2f}% -> {tuned_acc:.2f}% after fine-tune")
+            results.append(row)
+
+    headers = ["model", "test acc %", "before FT", "MACs (M)", "params (k)"]
+    for runtime in ("torch", "onnxruntime"):
+        for bs in (1, 64):
+            headers.append(f"{runtime} b{bs} speed-up [min-max]")
+    rows = []
+    for r in results:
+        row = [r["name"], f"{r['accuracy']:.2f}", f"{r.get('accuracy_before_finetune', r['accuracy']):.2f}",
+               f"{r['macs'] / 1e6:.2f}", f"{r['params'] / 1e3:.0f}"]
+        for runtime in ("torch", "onnxruntime"):
+            for bs in (1, 64):
+                c = next((c for c in r.get("latency", []) if c["runtime"] == runtime and c["batch_size"] == bs), None)
+                row.append(f"{c['speedup']:.2f}x [{c['speedup_min']:.2f}-{c['speedup_max']:.2f}]" if c else "1.00x")
+        rows.append(row)
+    print(markdown_table(headers, rows))
+    env = environment()
+    print(f"\nfine-tune: {args.finetune_epochs} epochs SGD lr {args.lr} cosine; sensitivity scan {scan_seconds:.0f} s "
+          f"on {len(data.val)} validation images; {env}")
+    write_json(args.json, {"args": vars(args) | {"json": str(args.json)}, "results": results,
+                           "sensitivity": scan.to_dict(), "environment": env})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
