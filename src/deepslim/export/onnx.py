@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def export_onnx(model: nn.Module, path: str | Path, example_inputs: torch.Tensor
         True
     """
     path = Path(path)
-    model = model.eval().cpu()
+    on_cpu = all(t.device.type == "cpu" for t in list(model.parameters()) + list(model.buffers()))
+    model = (model if on_cpu else copy.deepcopy(model).cpu()).eval()  # never move the caller's model
     example_inputs = example_inputs.cpu()
     dynamic_axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
 
