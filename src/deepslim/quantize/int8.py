@@ -1,0 +1,123 @@
+"""Post-training static int8: a QDQ ONNX model that ONNX Runtime runs with integer kernels.
+
+deepslim prepares the float model (BN folding; optionally cross-layer equalization and
+bias correction), exports it, computes every activation's range with its own observers,
+and hands those ranges to ONNX Runtime's quantizer through its calibration-cache file, so
+ONNX Runtime writes the QuantizeLinear/DequantizeLinear graph that its CPU kernels fuse
+into QLinearConv / QLinearMatMul.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from ..core import DeepslimError, log
+from ..export.files import write_atomic
+from ..export.onnx import export_onnx
+from ..prune.select import check_names_exist
+from ..train.evaluate import check_input_shape
+from .calibrate import collect_activations
+from .config import PTQConfig
+from .folding import fold_batchnorm
+from .observers import observe
+from .onnx_names import module_of_node
+
+QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul")
+INTEGER_OPS = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd",
+               "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
+
+
+def _images(calibration) -> torch.Tensor:
+    images = getattr(calibration, "images", calibration)
+    if not isinstance(images, torch.Tensor):
+        raise DeepslimError(f"calibration data must be a tensor of images or a TensorData, got {type(calibration).__name__}")
+    if images.ndim < 2 or len(images) == 0:
+        raise DeepslimError(f"the calibration set is empty or malformed (shape {tuple(images.shape)})",
+                            hint="pass a batch of training images, e.g. data.train.images[:512]")
+    return images.detach().cpu().float()
+
+
+def prepare_float_model(model: nn.Module, config: PTQConfig, images: torch.Tensor) -> nn.Module:
+    """The float model that gets quantized: a copy, BN folded, optionally equalized and bias-corrected."""
+    work = fold_batchnorm(model)[0] if config.fold_bn else copy.deepcopy(model).eval()
+    if config.equalize:
+        from .equalize import equalize_
+
+        equalize_(work)
+    return work
+
+
+def export_int8(model: nn.Module, calibration, path: str | Path, config: PTQConfig | None = None) -> dict:
+    """Write a static int8 ONNX model of ``model`` to ``path``, calibrated on ``calibration`` images.
+
+    Returns what was done: the observer, the nodes quantized and those kept in float.
+    The input model is never modified.
+
+    Example:
+        >>> import deepslim, torch
+        >>> data = deepslim.load_dataset("synthetic", subset=200)
+        >>> info = export_int8(deepslim.create_model("resnet8"), data.train, "/tmp/r8-int8.onnx")  # doctest: +SKIP
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData, save_tensors_data
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    config = config or PTQConfig()
+    images = _images(calibration)[: config.calibration_size]
+    model = model.eval()
+    check_input_shape(model, images[:2].to(next((p.device for p in model.parameters()), torch.device("cpu"))))
+    if config.keep_float:
+        check_names_exist(model, config.keep_float)
+    work = prepare_float_model(model.cpu() if _on_cpu(model) else copy.deepcopy(model).cpu(), config, images)
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="deepslim-int8-") as tmp:
+        tmp = Path(tmp)
+        export_onnx(work, tmp / "fp32.onnx", images[:1])
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))
+        quant_pre_process(str(tmp / "fp32.onnx"), str(tmp / "pre.onnx"), skip_symbolic_shape=True)
+        activations = collect_activations(tmp / "pre.onnx", images)
+        ranges = {name: observe(values, config.observer, config.percentile) for name, values in activations.items()}
+        data = {n: TensorData(lowest=np.float32(lo), highest=np.float32(hi)) for n, (lo, hi) in ranges.items()}
+        save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), tmp / "ranges.json")
+        graph = onnx.load(str(tmp / "pre.onnx")).graph
+        keep = set(config.keep_float)
+        excluded = [n.name for n in graph.node if n.op_type in QUANTIZABLE_OPS and module_of_node(n.name) in keep]
+        quantize_static(str(tmp / "pre.onnx"), str(tmp / "int8.onnx"), calibration_data_reader=None,
+                        quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
+                        calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(tmp / "ranges.json"),
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+        payload = (tmp / "int8.onnx").read_bytes()
+    write_atomic(path, lambda p: p.write_bytes(payload))
+    quantized = [n.name for n in graph.node if n.op_type in QUANTIZABLE_OPS and n.name not in excluded]
+    log(f"int8: {len(quantized)} layers quantized, {len(excluded)} kept in float, observer {config.observer}")
+    return {"path": str(path), "observer": config.observer, "quantized_nodes": quantized, "kept_float": excluded,
+            "config": config.to_dict()}
+
+
+def _on_cpu(model: nn.Module) -> bool:
+    return all(t.device.type == "cpu" for t in list(model.parameters()) + list(model.buffers()))
+
+
+def executed_integer_ops(path: str | Path) -> dict[str, int]:
+    """Op types ONNX Runtime actually runs after fusing the QDQ graph (counted), from its optimized model."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        graph = onnx.load(options.optimized_model_filepath).graph
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts

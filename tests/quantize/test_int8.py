@@ -1,0 +1,63 @@
+"""Static int8 export: integer kernels in ONNX Runtime, agreement with PyTorch, clear errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import deepslim
+from deepslim.core import DeepslimError
+from deepslim.quantize.config import PTQConfig
+from deepslim.quantize.int8 import executed_integer_ops, export_int8
+from deepslim.testing import tiny_data
+
+
+@pytest.fixture(scope="module")
+def trained():
+    data = tiny_data(n_train=400)
+    model = deepslim.create_model("resnet8")
+    deepslim.train(model, data.train, deepslim.TrainConfig(epochs=2, batch_size=32, lr=0.05))
+    return model.eval(), data
+
+
+@pytest.mark.parametrize("observer", ["minmax", "percentile", "mse", "entropy"])
+def test_int8_runs_integer_kernels_and_agrees_with_pytorch(trained, tmp_path, observer):
+    model, data = trained
+    path = tmp_path / "int8.onnx"
+    info = export_int8(model, data.train, path, PTQConfig(observer=observer, calibration_size=128))
+    assert len(info["quantized_nodes"]) == 10 and not info["kept_float"]
+    ops = executed_integer_ops(path)
+    assert ops.get("QLinearConv", 0) == 9, ops
+    logits = deepslim.onnx_session(path).run(None, {"input": data.test.images.numpy()})[0]
+    with torch.no_grad():
+        reference = model(data.test.images).argmax(1).numpy()
+    assert np.mean(logits.argmax(1) == reference) >= 0.99
+
+
+def test_int8_file_is_about_a_quarter(trained, tmp_path):
+    model, data = trained
+    deepslim.export_onnx(model, tmp_path / "fp32.onnx", data.test.images[:1])
+    export_int8(model, data.train, tmp_path / "int8.onnx", PTQConfig(calibration_size=64))
+    ratio = (tmp_path / "int8.onnx").stat().st_size / (tmp_path / "fp32.onnx").stat().st_size
+    assert ratio < 0.4
+
+
+def test_layers_kept_in_float_by_name(trained, tmp_path):
+    model, data = trained
+    info = export_int8(model, data.train, tmp_path / "m.onnx", PTQConfig(keep_float=["fc", "stem.0"], calibration_size=64))
+    assert sorted(info["kept_float"]) == ["/fc/Gemm", "/stem/stem.0/Conv"]
+    assert executed_integer_ops(tmp_path / "m.onnx").get("QLinearConv") == 8
+
+
+def test_bad_input_is_clear_and_leaves_the_model_alone(trained, tmp_path):
+    model, data = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(DeepslimError, match="empty"):
+        export_int8(model, torch.zeros(0, 1, 28, 28), tmp_path / "a.onnx")
+    with pytest.raises(DeepslimError, match="does not accept inputs of shape"):
+        export_int8(model, torch.zeros(8, 3, 28, 28), tmp_path / "b.onnx")
+    with pytest.raises(DeepslimError, match="no layer 'fc2'"):
+        export_int8(model, data.train, tmp_path / "c.onnx", PTQConfig(keep_float=["fc2"]))
+    with pytest.raises(DeepslimError, match="PTQConfig.observer"):
+        PTQConfig(observer="kl")
+    assert not any((tmp_path / n).exists() for n in ("a.onnx", "b.onnx", "c.onnx"))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
