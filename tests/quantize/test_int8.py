@@ -61,3 +61,36 @@ def test_bad_input_is_clear_and_leaves_the_model_alone(trained, tmp_path):
         PTQConfig(observer="kl")
     assert not any((tmp_path / n).exists() for n in ("a.onnx", "b.onnx", "c.onnx"))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_fake_quant_pytorch_model_agrees_with_int8_onnx(trained, tmp_path):
+    from deepslim.quantize import quantize_
+
+    model, data = trained
+    config = PTQConfig(calibration_size=128)
+    fake = quantize_(model, config, data.train)
+    export_int8(model, data.train, tmp_path / "m.onnx", config)
+    logits = deepslim.onnx_session(tmp_path / "m.onnx").run(None, {"input": data.test.images.numpy()})[0]
+    with torch.no_grad():
+        fake_top1 = fake(data.test.images).argmax(1).numpy()
+    assert np.mean(logits.argmax(1) == fake_top1) >= 0.99
+    deepslim.save(fake, tmp_path / "fake")
+    with torch.no_grad():
+        assert torch.equal(deepslim.load(tmp_path / "fake")(data.test.images), fake(data.test.images))
+
+
+def test_quantize_cli_and_eval_runs_the_int8_model(trained, tmp_path, cli):
+    import json
+
+    model, data = trained
+    deepslim.save(model, tmp_path / "m", metadata={"dataset": {"name": "synthetic"}})
+    code, out, _ = cli("quantize", tmp_path / "m", "--calib", "64", "--out", tmp_path / "q", "--json")
+    result = json.loads(out)
+    assert code == 0 and (tmp_path / "q" / "model.int8.onnx").is_file()
+    code, out, _ = cli("eval", tmp_path / "q", "--json")
+    evaluated = json.loads(out)
+    assert evaluated["runtime"] == "model.int8.onnx on onnxruntime"
+    assert evaluated["accuracy"] == pytest.approx(result["int8_onnx_accuracy"])
+    assert isinstance(deepslim.load(tmp_path / "q"), torch.nn.Module)
+    code, _, err = cli("quantize", tmp_path / "m", "--out", tmp_path / "q")
+    assert code == 2 and "--overwrite" in err

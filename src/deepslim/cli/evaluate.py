@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..core import DeepslimError, resolve_device
 from ..data import load_dataset
-from ..export import load, read_metadata
+from ..export import evaluate_onnx, load, read_metadata
 from ..train import check_input_shape, evaluate
 from .args import add_command, add_data_args, data_options, print_json
 
@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("model_dir", type=Path, metavar="DIR", help="saved model folder")
     add_data_args(p)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto",
+                   help="auto: the deployed ONNX model when the folder has one (e.g. int8), else PyTorch")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -33,13 +35,24 @@ def run(args) -> int:
         options.update({k: v for k, v in stored.get("options", {}).items()
                         if k not in ("subset", "val_fraction", "seed")})
     data = load_dataset(name, **options)
+    deployed = meta.get("deploy", {}).get("onnx")
+    if args.runtime == "onnxruntime" and not deployed:
+        raise DeepslimError(f"{args.model_dir} has no deployed ONNX model", hint="use --runtime torch")
+    if deployed and args.runtime != "torch":
+        result = evaluate_onnx(args.model_dir / deployed, data.test)
+        return _report(args, name, result, f"{deployed} on onnxruntime")
     device = resolve_device(args.device)
     model = load(args.model_dir, device=device)
     check_input_shape(model, data.test.images[:2].to(device), expected_classes=data.num_classes)
     result = evaluate(model, data.test, device=device, desc="test")
+    return _report(args, name, result, "pytorch")
+
+
+def _report(args, name: str, result: dict, runtime: str) -> int:
     if args.json:
         print_json({"model_dir": str(args.model_dir), "data": name, "accuracy": result["accuracy"],
-                    "loss": result["loss"], "test_images": result["n"]})
+                    "loss": result["loss"], "test_images": result["n"], "runtime": runtime})
     else:
-        print(f"accuracy: {result['accuracy']:.2f}% ({result['n']} {name} test images, loss {result['loss']:.4f})")
+        print(f"accuracy: {result['accuracy']:.2f}% ({result['n']} {name} test images, loss {result['loss']:.4f}, "
+              f"{runtime})")
     return 0

@@ -1,1 +1,9 @@
-"""Quantization: primitives, BN folding (int8 export, QAT and low-bit networks in progress)."""
+"""Quantization: fake-quant PyTorch models and int8 ONNX models that run on integer kernels."""
+
+from .api import quantize_
+from .config import PTQConfig
+from .folding import fold_batchnorm
+from .int8 import executed_integer_ops, export_int8
+from .modules import QuantLayer
+
+__all__ = ["PTQConfig", "QuantLayer", "executed_integer_ops", "export_int8", "fold_batchnorm", "quantize_"]
