@@ -94,3 +94,18 @@ def test_quantize_cli_and_eval_runs_the_int8_model(trained, tmp_path, cli):
     assert isinstance(deepslim.load(tmp_path / "q"), torch.nn.Module)
     code, _, err = cli("quantize", tmp_path / "m", "--out", tmp_path / "q")
     assert code == 2 and "--overwrite" in err
+
+
+def test_dynamic_int8_for_linear_heavy_models(tmp_path):
+    torch.manual_seed(0)
+    model = deepslim.create_model("vit-tiny").eval()
+    x = torch.randn(16, 1, 28, 28)
+    from deepslim.quantize import export_int8_dynamic
+
+    export_int8_dynamic(model, x, tmp_path / "vit.onnx")
+    ops = executed_integer_ops(tmp_path / "vit.onnx")
+    assert any(op in ops for op in ("DynamicQuantizeMatMul", "MatInteger", "MatMulIntegerToFloat", "MatMulInteger")), ops
+    out = deepslim.onnx_session(tmp_path / "vit.onnx").run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(out - ref).max() < 0.1 * np.abs(ref).max()

@@ -3,7 +3,7 @@
 from .api import quantize_
 from .config import PTQConfig
 from .folding import fold_batchnorm
-from .int8 import executed_integer_ops, export_int8
+from .int8 import executed_integer_ops, export_int8, export_int8_dynamic
 from .modules import QuantLayer
 
-__all__ = ["PTQConfig", "QuantLayer", "executed_integer_ops", "export_int8", "fold_batchnorm", "quantize_"]
+__all__ = ["PTQConfig", "QuantLayer", "executed_integer_ops", "export_int8", "export_int8_dynamic", "fold_batchnorm", "quantize_"]

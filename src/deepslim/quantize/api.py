@@ -9,8 +9,8 @@ from torch import nn
 from ..core import DeepslimError
 from ..prune.select import PRUNABLE, check_names_exist
 from .config import PTQConfig
-from .folding import fold_batchnorm
-from .int8 import _images
+from .bias_correction import correct_biases_, input_means
+from .int8 import _images, prepare_float_model
 from .modules import QuantLayer
 from .observers import observe
 
@@ -63,11 +63,14 @@ def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: 
     images = _images(calibration)[: config.calibration_size]
     if config.keep_float:
         check_names_exist(model, config.keep_float)
-    work = fold_batchnorm(model)[0] if config.fold_bn else __import__("copy").deepcopy(model).eval()
+    work = prepare_float_model(model, config, images)
     names = [n for n, m in work.named_modules() if isinstance(m, PRUNABLE) and n not in set(config.keep_float)]
     samples = _input_samples(work, names, images)
+    means = input_means(work, names, images) if config.bias_correction else {}
     modules = dict(work.named_modules())
     for name in names:
         low, high = observe(samples[name], config.observer, config.percentile)
         _set(work, name, QuantLayer.wrap(modules[name], weight_bits=weight_bits, act_range=(low, high)))
+    if config.bias_correction:
+        correct_biases_(work, means)
     return work.eval()

@@ -55,6 +55,15 @@ def prepare_float_model(model: nn.Module, config: PTQConfig, images: torch.Tenso
     return work
 
 
+def _precorrect_biases(work: nn.Module, images: torch.Tensor) -> None:
+    """For the ONNX path: ONNX Runtime rounds weights per channel like we do, so correct the float biases first."""
+    from ..prune.select import PRUNABLE
+    from .bias_correction import correct_float_biases_, input_means
+
+    names = [n for n, m in work.named_modules() if isinstance(m, PRUNABLE)]
+    correct_float_biases_(work, input_means(work, names, images), bits=8)
+
+
 def export_int8(model: nn.Module, calibration, path: str | Path, config: PTQConfig | None = None) -> dict:
     """Write a static int8 ONNX model of ``model`` to ``path``, calibrated on ``calibration`` images.
 
@@ -77,6 +86,8 @@ def export_int8(model: nn.Module, calibration, path: str | Path, config: PTQConf
     if config.keep_float:
         check_names_exist(model, config.keep_float)
     work = prepare_float_model(model.cpu() if _on_cpu(model) else copy.deepcopy(model).cpu(), config, images)
+    if config.bias_correction:
+        _precorrect_biases(work, images)
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="deepslim-int8-") as tmp:
         tmp = Path(tmp)
@@ -121,3 +132,26 @@ def executed_integer_ops(path: str | Path) -> dict[str, int]:
     for node in graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
+
+
+def export_int8_dynamic(model: nn.Module, example_inputs: torch.Tensor, path: str | Path) -> dict:
+    """Dynamic int8 for Linear-heavy models: int8 weights, activations quantized on the fly per batch
+    (ONNX Runtime's ``quantize_dynamic``; no calibration data needed). Conv layers stay float.
+
+    Example:
+        >>> export_int8_dynamic(deepslim.create_model("vit-tiny"), torch.randn(1, 1, 28, 28), "/tmp/vit-dyn.onnx")  # doctest: +SKIP
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = model.eval()
+    check_input_shape(model, example_inputs[:1])
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="deepslim-dyn-") as tmp:
+        tmp = Path(tmp)
+        work = model if _on_cpu(model) else copy.deepcopy(model).cpu()
+        export_onnx(work, tmp / "fp32.onnx", example_inputs[:1].cpu())
+        quantize_dynamic(str(tmp / "fp32.onnx"), str(tmp / "int8.onnx"), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Gemm"], per_channel=True)
+        payload = (tmp / "int8.onnx").read_bytes()
+    write_atomic(path, lambda p: p.write_bytes(payload))
+    return {"path": str(path), "mode": "dynamic"}
