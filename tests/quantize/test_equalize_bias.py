@@ -1,6 +1,5 @@
 """Cross-layer equalization and bias correction: exactness where promised, help at 4-bit weights."""
 
-import copy
 
 import pytest
 import torch
