@@ -5,5 +5,6 @@ from .config import PTQConfig
 from .folding import fold_batchnorm
 from .int8 import executed_integer_ops, export_int8, export_int8_dynamic
 from .modules import QuantLayer
+from .qat import prepare_qat, strip_qat
 
-__all__ = ["PTQConfig", "QuantLayer", "executed_integer_ops", "export_int8", "export_int8_dynamic", "fold_batchnorm", "quantize_"]
+__all__ = ["PTQConfig", "QuantLayer", "executed_integer_ops", "export_int8", "export_int8_dynamic", "fold_batchnorm", "prepare_qat", "quantize_", "strip_qat"]
