@@ -1,51 +1,69 @@
-"""`deepslim quantize`: an int8 model that runs on integer kernels in ONNX Runtime, plus its PyTorch twin."""
+"""`deepslim quantize`: int8 (PTQ or QAT) that runs on ONNX Runtime's integer kernels, or binary/ternary weights."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
 from ..core import DeepslimError, log
 from ..data import load_dataset
 from ..export import evaluate_onnx, is_artifact, save
-from ..quantize import PTQConfig, export_int8, quantize_
-from ..train import evaluate
+from ..quantize import (LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_,
+                        strip_qat)
+from ..train import Trainer, TrainConfig, evaluate
 from .args import add_command, data_options, print_json
 from .resolve import add_model_source_args, resolve_model
 
 INT8_FILE = "model.int8.onnx"
+METHODS = ("ptq", "qat", "binary", "ternary")
 
 
 def add_parser(sub) -> None:
-    p = add_command(sub, "quantize", help="quantize a saved model to int8",
-                    description="Post-training static int8: BN folded, per-channel symmetric int8 weights, uint8 "
-                                "activations calibrated on training images. Writes --out with the int8 ONNX model "
-                                f"({INT8_FILE}, run by ONNX Runtime's integer kernels) and a fake-quantized PyTorch "
-                                "model that deepslim.load returns; `deepslim eval` evaluates the int8 ONNX model.")
+    p = add_command(sub, "quantize", help="quantize a saved model (int8 PTQ/QAT, binary, ternary)",
+                    description="ptq: post-training static int8 (BN folded, per-channel int8 weights, uint8 activations "
+                                "calibrated on training images). qat: the same after quantization-aware training with "
+                                f"learned step sizes. Both write {INT8_FILE}, run by ONNX Runtime's integer kernels, which "
+                                "`deepslim eval` evaluates; with --bits below 8 the result is a fake-quantized PyTorch "
+                                "model only. binary/ternary: weights trained to 1 or 2 bits and stored bit-packed.")
     add_model_source_args(p)
-    p.add_argument("--method", choices=("ptq",), default="ptq", help="ptq (QAT, binary and ternary are being built)")
+    p.add_argument("--method", choices=METHODS, default="ptq", help="default ptq")
+    p.add_argument("--bits", type=int, default=8, help="weight bit-width for ptq/qat (1-8), default 8")
     p.add_argument("--observer", default="percentile", help="minmax, percentile, mse or entropy (default percentile)")
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--calib", type=int, default=512, help="calibration images from the training split, default 512")
-    p.add_argument("--keep-float", default="", help="comma-separated layer names to leave in float")
+    p.add_argument("--keep-float", default="", help="comma-separated layer names to leave in float (ptq/qat)")
+    p.add_argument("--equalize", action="store_true", help="cross-layer equalization before quantizing")
+    p.add_argument("--bias-correction", action="store_true", help="empirical bias correction")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs for qat (default 2) and binary/ternary (5)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (qat: SGD 0.005; binary/ternary: AdamW 0.001)")
+    p.add_argument("--binary-activations", action="store_true", help="binary: also binarize layer inputs")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    p.add_argument("--device", default="auto", help="training device for qat/binary/ternary")
     p.add_argument("--out", required=True, type=Path, help="folder for the quantized model")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    keep = [n.strip() for n in args.keep_float.split(",") if n.strip()]
-    config = PTQConfig(observer=args.observer, percentile=args.percentile, calibration_size=args.calib, keep_float=keep)
-    resolved = resolve_model(args.model, args.model_dir)
-    if resolved.artifact_dir is not None and args.out.resolve() == resolved.artifact_dir.resolve():
+def _check_out(args, source: Path | None) -> None:
+    if source is not None and args.out.resolve() == source.resolve():
         raise DeepslimError("--out is the input model's folder", hint="write the quantized model somewhere else")
-    if args.out.exists() and any(args.out.iterdir()) if args.out.is_dir() else args.out.exists():
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         if not args.overwrite:
             raise DeepslimError(f"--out {args.out} is not empty", hint="use --overwrite or choose another folder")
         if args.out.is_dir() and not is_artifact(args.out):
             raise DeepslimError(f"--out {args.out} holds files that are not a deepslim model; refusing to replace them")
+
+
+def run(args) -> int:
+    keep = [n.strip() for n in args.keep_float.split(",") if n.strip()]
+    config = PTQConfig(observer=args.observer, percentile=args.percentile, calibration_size=args.calib, keep_float=keep,
+                       equalize=args.equalize, bias_correction=args.bias_correction)
+    if not 1 <= args.bits <= 8:
+        raise DeepslimError(f"--bits {args.bits} is outside 1-8", hint="use 8 for int8 ONNX, 2-4 for fake-quant studies")
+    resolved = resolve_model(args.model, args.model_dir)
+    _check_out(args, resolved.artifact_dir)
     meta = dict(resolved.model.deepslim_metadata or {})
     data_name = meta.get("dataset", {}).get("name")
     if not data_name:
@@ -54,28 +72,72 @@ def run(args) -> int:
     model = resolved.model.cpu().eval()
     float_acc = evaluate(model, data.test, desc="test (float)")["accuracy"]
     calibration = data.train.images[: args.calib]
-    fake = quantize_(model, config, calibration)
-    fake_acc = evaluate(fake, data.test, desc="test (fake-quant)")["accuracy"]
     if args.out.exists() and args.overwrite:
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
-    info = export_int8(model, calibration, args.out / INT8_FILE, config)
-    int8 = evaluate_onnx(args.out / INT8_FILE, data.test)
-    summary = {"method": args.method, "config": config.to_dict(), "float_accuracy": float_acc,
-               "fake_quant_accuracy": fake_acc, "int8_onnx_accuracy": int8["accuracy"],
-               "kept_float": info["kept_float"], "quantized_layers": len(info["quantized_nodes"])}
+    method = {"ptq": _ptq, "qat": _qat, "binary": _lowbit, "ternary": _lowbit}[args.method]
+    twin, summary, deploy = method(args, model, config, data, calibration)
+    summary = {"method": args.method, "bits": args.bits if args.method in ("ptq", "qat") else None,
+               "float_accuracy": float_acc, **summary}
+    if deploy:
+        final = evaluate_onnx(args.out / INT8_FILE, data.test)
+        summary["int8_onnx_accuracy"] = final["accuracy"]
+        runtime = "onnxruntime int8"
+    else:
+        final = evaluate(twin, data.test, desc="test (quantized)")
+        runtime = "pytorch (simulated)"
+    summary["accuracy"] = final["accuracy"]
     new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "params", "saved_at", "versions")}
-    new_meta["metrics"] = {"test_accuracy": int8["accuracy"], "test_loss": int8["loss"], "test_images": int8["n"],
-                           "runtime": "onnxruntime int8"}
-    new_meta["quantization"] = {**summary, "source": resolved.label}
-    new_meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
-    save(fake, args.out, metadata=new_meta)
+    new_meta["metrics"] = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "test_images": final["n"],
+                           "runtime": runtime}
+    new_meta["quantization"] = {**summary, "config": config.to_dict(), "source": resolved.label}
+    if deploy:
+        new_meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
+    save(twin.cpu(), args.out, metadata=new_meta)
     if args.json:
         print_json({"out": str(args.out), **summary})
         return 0
-    print(f"int8 ({config.observer} observer, {args.calib} calibration images): full-test accuracy float "
-          f"{float_acc:.2f}% -> int8 ONNX {int8['accuracy']:.2f}% (fake-quant PyTorch {fake_acc:.2f}%)")
-    if info["kept_float"]:
-        log(f"kept in float: {', '.join(info['kept_float'])}")
-    print(f"saved to {args.out} ({INT8_FILE} runs on ONNX Runtime's integer kernels)")
+    print(f"{args.method}: full-test accuracy float {float_acc:.2f}% -> {final['accuracy']:.2f}% ({runtime})")
+    print(f"saved to {args.out}" + (f" ({INT8_FILE} runs on ONNX Runtime's integer kernels)" if deploy else ""))
     return 0
+
+
+def _ptq(args, model, config, data, calibration):
+    twin = quantize_(model, config, calibration, weight_bits=args.bits)
+    summary = {"fake_quant_accuracy": evaluate(twin, data.test, desc="test (fake-quant)")["accuracy"]}
+    if args.bits != 8:
+        log(f"{args.bits}-bit weights: ONNX Runtime has no integer conv kernels for them; the model is simulated in PyTorch")
+        return twin, summary, False
+    info = export_int8(model, calibration, args.out / INT8_FILE, config)
+    summary.update(kept_float=info["kept_float"], quantized_layers=len(info["quantized_nodes"]))
+    return twin, summary, True
+
+
+def _qat(args, model, config, data, calibration):
+    qat = prepare_qat(model, calibration, weight_bits=args.bits, config=config)
+    cfg = TrainConfig(epochs=args.epochs or 2, lr=args.lr or 0.005, schedule="cosine", weight_decay=0.0)
+    Trainer(qat, cfg, device=args.device).fit(data.train, val_data=data.val)
+    qat = qat.cpu().eval()
+    summary = {"fake_quant_accuracy": evaluate(qat, data.test, desc="test (QAT fake-quant)")["accuracy"],
+               "qat_epochs": cfg.epochs}
+    if args.bits != 8:
+        return qat, summary, False
+    export_int8(strip_qat(qat), calibration, args.out / INT8_FILE, _qat_export_config(config))
+    return qat, summary, True
+
+
+def _qat_export_config(config: PTQConfig) -> PTQConfig:
+    """QAT already folded BN and learned the ranges; export without re-folding or re-correcting."""
+    data = config.to_dict()
+    data.pop("type")
+    data.update(fold_bn=False, equalize=False, bias_correction=False)
+    return PTQConfig(**data)
+
+
+def _lowbit(args, model, config, data, calibration):
+    twin = copy.deepcopy(model)
+    wrapped = lowbit_(twin, LowBitConfig(mode=args.method, binary_activations=args.binary_activations))
+    cfg = TrainConfig(epochs=args.epochs or 5, optimizer="adamw", lr=args.lr or 1e-3, weight_decay=0.0)
+    Trainer(twin, cfg, device=args.device).fit(data.train, val_data=data.val)
+    freeze_lowbit_(twin)
+    return twin.cpu().eval(), {"low_bit_layers": wrapped, "epochs": cfg.epochs}, False

@@ -1,0 +1,37 @@
+import json
+
+import pytest
+
+import deepslim
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "cnn"
+    from deepslim.cli import main
+
+    assert main(["train", "--model", "fmnist-cnn", "--data", "synthetic", "--epochs", "2", "--batch-size", "32",
+                 "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("method, deployed", [("qat", True), ("binary", False), ("ternary", False)])
+def test_quantize_methods(cli, trained, tmp_path, method, deployed):
+    code, out, _ = cli("quantize", trained, "--method", method, "--epochs", "1", "--calib", "64",
+                       "--out", tmp_path / method, "--json")
+    result = json.loads(out)
+    assert code == 0 and 0 <= result["accuracy"] <= 100
+    assert (tmp_path / method / "model.int8.onnx").is_file() == deployed
+    meta = deepslim.load(tmp_path / method).deepslim_metadata
+    assert meta["quantization"]["method"] == method and meta["metrics"]["test_accuracy"] == result["accuracy"]
+    if not deployed:  # bit-packed weights: far smaller than the float model's file
+        assert (tmp_path / method / "weights.safetensors").stat().st_size < 0.5 * (trained / "weights.safetensors").stat().st_size
+
+
+def test_low_bit_ptq_is_simulated_and_bad_bits_refused(cli, trained, tmp_path):
+    code, out, _ = cli("quantize", trained, "--bits", "4", "--calib", "64", "--out", tmp_path / "q4", "--json")
+    assert code == 0 and not (tmp_path / "q4" / "model.int8.onnx").exists()
+    code, _, err = cli("quantize", trained, "--bits", "9", "--out", tmp_path / "q9")
+    assert code == 2 and "outside 1-8" in err
+    code, _, err = cli("quantize", trained, "--keep-float", "nope", "--out", tmp_path / "qx")
+    assert code == 2 and "no layer 'nope'" in err
