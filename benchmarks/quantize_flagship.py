@@ -57,7 +57,7 @@ def main() -> int:
     model = deepslim.load_pretrained("fmnist-resnet").eval()
     calibration = data.train.images[: args.calib]
     example = data.test.images[:1]
-    rows, latency = [], {}
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         fp32 = tmp / "fp32.onnx"
