@@ -27,6 +27,7 @@ def accuracy_vs_macs_chart(points: list[dict], path: str | Path, title: str = "A
         ax.annotate(f"{p['name']}\n{p['params'] / 1e6:.2f}M params", (p["macs"] / 1e6, p["accuracy"]),
                     textcoords="offset points", xytext=(8, 6), fontsize=8)
     ax.set_xscale("log")
+    ax.margins(x=0.3)  # room for the labels right of the bubbles
     ax.set_xlabel("MACs per image (millions, log scale)")
     ax.set_ylabel("top-1 test accuracy (%)")
     ax.set_title(title + " (bubble area ~ parameters)")
