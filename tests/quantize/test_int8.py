@@ -110,3 +110,30 @@ def test_dynamic_int8_for_linear_heavy_models(tmp_path):
     with torch.no_grad():
         ref = model(x).numpy()
     assert np.abs(out - ref).max() < 0.1 * np.abs(ref).max()
+
+
+class ConvLSTM(torch.nn.Module):
+    """A conv front end feeding an LSTM over image rows: ONNX Runtime has no static int8 LSTM."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.lstm = torch.nn.LSTM(4 * 28, 32, batch_first=True)
+        self.fc = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))                      # (B, 4, 28, 28)
+        x = x.permute(0, 2, 1, 3).reshape(x.shape[0], 28, 4 * 28)
+        return self.fc(self.lstm(x)[0][:, -1])
+
+
+def test_ops_onnx_runtime_cannot_quantize_are_kept_float_and_listed(tmp_path):
+    torch.manual_seed(0)
+    model = ConvLSTM().eval()
+    images = torch.randn(32, 1, 28, 28)
+    info = export_int8(model, images, tmp_path / "m.onnx", PTQConfig(calibration_size=32))
+    assert any("/conv/" in n for n in info["quantized_nodes"])
+    assert any("lstm" in n.lower() for n in info["left_float"]), info["left_float"]
+    logits = deepslim.onnx_session(tmp_path / "m.onnx").run(None, {"input": images.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(logits - model(images).numpy()).max() < 0.1

@@ -109,7 +109,8 @@ def _ptq(args, model, config, data, calibration):
         log(f"{args.bits}-bit weights: ONNX Runtime has no integer conv kernels for them; the model is simulated in PyTorch")
         return twin, summary, False
     info = export_int8(model, calibration, args.out / INT8_FILE, config)
-    summary.update(kept_float=info["kept_float"], quantized_layers=len(info["quantized_nodes"]))
+    summary.update(kept_float=info["kept_float"], left_float=info["left_float"],
+                   quantized_layers=len(info["quantized_nodes"]))
     return twin, summary, True
 
 

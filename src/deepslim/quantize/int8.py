@@ -107,11 +107,37 @@ def export_int8(model: nn.Module, calibration, path: str | Path, config: PTQConf
                         calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(tmp / "ranges.json"),
                         extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
         payload = (tmp / "int8.onnx").read_bytes()
+        left_float = float_compute_nodes(tmp / "int8.onnx")
     write_atomic(path, lambda p: p.write_bytes(payload))
-    quantized = [n.name for n in graph.node if n.op_type in QUANTIZABLE_OPS and n.name not in excluded]
-    log(f"int8: {len(quantized)} layers quantized, {len(excluded)} kept in float, observer {config.observer}")
+    quantized = [n.name for n in graph.node if n.op_type in QUANTIZABLE_OPS and n.name not in left_float]
+    not_quantizable = [n for n in left_float if n not in excluded]
+    log(f"int8: {len(quantized)} layers quantized, {len(excluded)} kept in float on request, observer {config.observer}")
+    if not_quantizable:
+        log(f"int8: ONNX Runtime left these in float (no int8 kernel): {', '.join(not_quantizable)}")
     return {"path": str(path), "observer": config.observer, "quantized_nodes": quantized, "kept_float": excluded,
-            "config": config.to_dict()}
+            "left_float": not_quantizable, "config": config.to_dict()}
+
+
+# Float ops that do real arithmetic: if one survives ONNX Runtime's QDQ fusion, it runs in float.
+COMPUTE_OPS = QUANTIZABLE_OPS + ("ConvTranspose", "LayerNormalization", "Softmax", "Attention",
+                                 "MultiHeadAttention", "LSTM", "GRU", "RNN", "Einsum", "InstanceNormalization")
+
+
+def _optimized_graph(path: str | Path) -> onnx.GraphProto:
+    """The graph ONNX Runtime actually executes on CPU, after it fuses QDQ patterns into integer ops."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath).graph
+
+
+def float_compute_nodes(path: str | Path) -> list[str]:
+    """Compute nodes that still run in float after ONNX Runtime's fusion (no integer kernel for them)."""
+    return [n.name or n.op_type for n in _optimized_graph(path).node if n.op_type in COMPUTE_OPS]
 
 
 def _on_cpu(model: nn.Module) -> bool:
@@ -120,16 +146,8 @@ def _on_cpu(model: nn.Module) -> bool:
 
 def executed_integer_ops(path: str | Path) -> dict[str, int]:
     """Op types ONNX Runtime actually runs after fusing the QDQ graph (counted), from its optimized model."""
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory() as tmp:
-        options = ort.SessionOptions()
-        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        graph = onnx.load(options.optimized_model_filepath).graph
     counts: dict[str, int] = {}
-    for node in graph.node:
+    for node in _optimized_graph(path).node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
 
