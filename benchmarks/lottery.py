@@ -15,8 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import deepslim  # noqa: E402
 from common import environment, markdown_table, write_json  # noqa: E402
+
+import deepslim  # noqa: E402
 from deepslim.prune import LotteryConfig, find_lottery_ticket  # noqa: E402
 from deepslim.train import TrainConfig  # noqa: E402
 

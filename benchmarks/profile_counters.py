@@ -55,9 +55,9 @@ def analytic_macs(model: nn.Module, inputs: tuple) -> int:
     def mha(m, i, o):
         nonlocal total
         q, k = i[0], i[1]
-        b, l, e = (q.shape[0], q.shape[1], q.shape[2]) if m.batch_first else (q.shape[1], q.shape[0], q.shape[2])
+        b, lq, e = (q.shape[0], q.shape[1], q.shape[2]) if m.batch_first else (q.shape[1], q.shape[0], q.shape[2])
         s = k.shape[1] if m.batch_first else k.shape[0]
-        total += l * b * e * e + 2 * s * b * e * e + l * b * e * e + 2 * b * l * s * e
+        total += lq * b * e * e + 2 * s * b * e * e + lq * b * e * e + 2 * b * lq * s * e
 
     def lstm(m, i, o):
         nonlocal total

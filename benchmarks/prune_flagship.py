@@ -20,14 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
+from common import environment, markdown_table, write_json  # noqa: E402
 
 import deepslim  # noqa: E402
-from common import environment, markdown_table, write_json  # noqa: E402
 from deepslim.core import log  # noqa: E402
-from deepslim.prune import ChannelPruning, prune_, prune_to_budget, sensitivity_scan  # noqa: E402
 from deepslim.profiling import compare_latency  # noqa: E402
 from deepslim.profiling.counting import count_ops  # noqa: E402
-from deepslim.train import Trainer, TrainConfig, evaluate  # noqa: E402
+from deepslim.prune import ChannelPruning, prune_, prune_to_budget, sensitivity_scan  # noqa: E402
+from deepslim.train import TrainConfig, Trainer, evaluate  # noqa: E402
 
 
 def uniform_to_budget(model, budget: float, example) -> tuple[float, object]:

@@ -20,15 +20,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
+from common import environment, markdown_table, write_json  # noqa: E402
 
 import deepslim  # noqa: E402
-from common import environment, markdown_table, write_json  # noqa: E402
 from deepslim.core import log  # noqa: E402
 from deepslim.export import evaluate_onnx  # noqa: E402
 from deepslim.profiling import compare_latency  # noqa: E402
-from deepslim.quantize import (LowBitConfig, PTQConfig, executed_integer_ops, export_int8, freeze_lowbit_,  # noqa: E402
-                               lowbit_, prepare_qat, quantize_, strip_qat)
-from deepslim.train import Trainer, TrainConfig, evaluate  # noqa: E402
+from deepslim.quantize import (  # noqa: E402
+    LowBitConfig,
+    PTQConfig,
+    executed_integer_ops,
+    export_int8,
+    freeze_lowbit_,
+    lowbit_,
+    prepare_qat,
+    quantize_,
+    strip_qat,
+)
+from deepslim.train import TrainConfig, Trainer, evaluate  # noqa: E402
 
 
 def ort_default_static(fp32: Path, out: Path, calibration: torch.Tensor) -> None:

@@ -72,9 +72,9 @@ class Attention(nn.Module):
 
 @pytest.mark.parametrize("backend", [None, SDPBackend.MATH])
 def test_scaled_dot_product_attention_default_cpu_and_math_backends(backend):
-    b, h, l, s, e, ev = 2, 3, 5, 7, 8, 4
-    q, k, v = torch.randn(b, h, l, e), torch.randn(b, h, s, e), torch.randn(b, h, s, ev)
-    expected = b * h * l * s * e + b * h * l * s * ev
+    b, h, lq, s, e, ev = 2, 3, 5, 7, 8, 4
+    q, k, v = torch.randn(b, h, lq, e), torch.randn(b, h, s, e), torch.randn(b, h, s, ev)
+    expected = b * h * lq * s * e + b * h * lq * s * ev
     if backend is None:
         assert macs(Attention(), q, k, v) == expected
     else:
@@ -83,11 +83,11 @@ def test_scaled_dot_product_attention_default_cpu_and_math_backends(backend):
 
 
 def test_multihead_attention_projections_scores_and_values():
-    b, l, e, heads = 2, 6, 16, 4
+    b, lq, e, heads = 2, 6, 16, 4
     mha = nn.MultiheadAttention(e, heads, batch_first=True)
-    x = torch.randn(b, l, e)
-    projections = 4 * b * l * e * e
-    scores_and_values = 2 * b * l * l * e
+    x = torch.randn(b, lq, e)
+    projections = 4 * b * lq * e * e
+    scores_and_values = 2 * b * lq * lq * e
     assert macs(mha, x, x, x) == projections + scores_and_values  # inference fast path
     mha.train()  # the composite path (matmuls), with dropout 0
     result = count_ops(mha, (x, x, x))

@@ -4,7 +4,7 @@ import deepslim
 from deepslim.core import DeepslimError
 from deepslim.prune import AGPSchedule, ChannelPruning, GradualPruning, MagnitudePruning, iterative_prune
 from deepslim.testing import tiny_data
-from deepslim.train import Trainer, TrainConfig
+from deepslim.train import TrainConfig, Trainer
 
 
 def test_agp_is_the_cubic_of_zhu_and_gupta():

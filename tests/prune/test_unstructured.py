@@ -7,7 +7,7 @@ import deepslim
 from deepslim.core import DeepslimError
 from deepslim.prune import KeepMasked, MagnitudePruning, NMSparsity, RandomPruning, prune_
 from deepslim.testing import tiny_data
-from deepslim.train import Trainer, TrainConfig
+from deepslim.train import TrainConfig, Trainer
 
 
 def weight_sparsity(model, names):

@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from deepslim.core import DeepslimError
-from deepslim.quantize.primitives import (affine_params, dequantize, fake_quantize, qrange, quantize,
-                                           weight_scales)
+from deepslim.quantize.primitives import affine_params, dequantize, fake_quantize, qrange, quantize, weight_scales
 
 
 @pytest.mark.parametrize("bits", [2, 4, 8])

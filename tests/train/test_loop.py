@@ -4,7 +4,7 @@ import torch
 import deepslim
 from deepslim.core import DeepslimError
 from deepslim.testing import tiny_data, toy_mlp
-from deepslim.train import Callback, Trainer, TrainConfig, evaluate
+from deepslim.train import Callback, TrainConfig, Trainer, evaluate
 
 
 def test_training_learns_the_synthetic_task():

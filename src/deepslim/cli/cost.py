@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ..core import resolve_device
 from ..data import load_dataset
 from ..profiling.energy import EnergySettings, energy_report, measure_power

@@ -6,12 +6,11 @@ import shutil
 import time
 from pathlib import Path
 
-
 from ..core import DeepslimError, log, resolve_device
 from ..data import load_dataset
 from ..export import is_artifact, save
 from ..prune import ChannelPruning, KeepMasked, MagnitudePruning, NMSparsity, RandomPruning, prune_
-from ..train import Trainer, TrainConfig, evaluate
+from ..train import TrainConfig, Trainer, evaluate
 from .args import add_command, data_options, print_json
 from .resolve import add_model_source_args, resolve_model
 

@@ -9,9 +9,8 @@ from pathlib import Path
 from ..core import DeepslimError, log
 from ..data import load_dataset
 from ..export import evaluate_onnx, is_artifact, save
-from ..quantize import (LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_,
-                        strip_qat)
-from ..train import Trainer, TrainConfig, evaluate
+from ..quantize import LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_, strip_qat
+from ..train import TrainConfig, Trainer, evaluate
 from .args import add_command, data_options, print_json
 from .resolve import add_model_source_args, resolve_model
 

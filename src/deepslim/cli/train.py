@@ -13,7 +13,7 @@ from ..data import load_dataset
 from ..export import is_artifact, save
 from ..export.model_card import write_model_card
 from ..models import create_model
-from ..train import Trainer, TrainConfig, evaluate
+from ..train import TrainConfig, Trainer, evaluate
 from .args import add_command, add_data_args, data_options, parse_kwargs, print_json
 
 CHECKPOINT = Path("checkpoint") / "last.pt"

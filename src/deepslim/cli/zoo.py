@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ..data import DATASETS
 from ..export import list_pretrained, read_metadata
 from ..export.pretrained import pretrained_path

@@ -14,8 +14,7 @@ import platform
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -29,8 +28,9 @@ FORMAT, FORMAT_VERSION = "deepslim-artifact", 1
 
 
 def versions() -> dict:
-    from .. import __version__
     import onnxruntime
+
+    from .. import __version__
 
     return {"deepslim": __version__, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "python": platform.python_version()}

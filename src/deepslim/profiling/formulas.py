@@ -33,10 +33,10 @@ def mkldnn_rnn_layer_flop(input, weight0, weight1, *args, out_val=None, **kwargs
 
 def native_mha_flop(query, key, value, embed_dim, num_heads, *args, out_val=None, **kwargs) -> int:
     """nn.MultiheadAttention's inference fast path: Q/K/V and output projections, QK^T and AV."""
-    b, l, e = query.shape[0], query.shape[-2], embed_dim
+    b, lq, e = query.shape[0], query.shape[-2], embed_dim
     s = key.shape[-2]
-    projections = b * l * e * e + 2 * b * s * e * e + b * l * e * e
-    attention = 2 * b * l * s * e
+    projections = b * lq * e * e + 2 * b * s * e * e + b * lq * e * e
+    attention = 2 * b * lq * s * e
     return 2 * (projections + attention)
 
 

@@ -4,8 +4,8 @@ from .api import PruningPlan, prune_
 from .config import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning
 from .lottery import LotteryConfig, find_lottery_ticket
 from .masks import KeepMasked, MaskSet
-from .sensitivity import SensitivityResult, prune_to_budget, ratios_for_budget, sensitivity_scan
 from .schedules import AGPSchedule, GradualPruning, iterative_prune
+from .sensitivity import SensitivityResult, prune_to_budget, ratios_for_budget, sensitivity_scan
 
 __all__ = ["AGPSchedule", "ChannelPruning", "GradualPruning", "LotteryConfig", "find_lottery_ticket", "iterative_prune", "KeepMasked", "MagnitudePruning", "MaskSet", "NMSparsity", "PruningPlan",
            "RandomPruning", "SensitivityResult", "prune_", "prune_to_budget",

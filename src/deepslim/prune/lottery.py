@@ -18,7 +18,7 @@ from typing import Callable
 from torch import nn
 
 from ..core import Config, log, seed_everything
-from ..train import Callback, Trainer, TrainConfig, evaluate
+from ..train import Callback, TrainConfig, Trainer, evaluate
 from .api import prune_
 from .config import MagnitudePruning, RandomPruning
 from .masks import KeepMasked, MaskSet

@@ -8,8 +8,8 @@ from torch import nn
 
 from ..core import DeepslimError
 from ..prune.select import PRUNABLE, check_names_exist
-from .config import PTQConfig
 from .bias_correction import correct_biases_, input_means
+from .config import PTQConfig
 from .int8 import _images, prepare_float_model
 from .modules import QuantLayer
 from .observers import observe

@@ -7,8 +7,8 @@ E[y_q - y] = (W_q - W) E[x], so each layer's bias becomes b - (W_q - W) E[x].
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .modules import QuantLayer
 
