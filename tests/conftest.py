@@ -28,3 +28,18 @@ def cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+def train_synthetic_run(out, model: str, epochs: int = 1):
+    """Train ``model`` on the synthetic data set with the CLI into ``out``; returns ``out``."""
+    from deepslim.cli import main
+
+    assert main(["train", "--model", model, "--data", "synthetic", "--epochs", str(epochs), "--batch-size", "32",
+                 "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    """A factory of trained runs on synthetic data, shared by the tests of one module."""
+    return lambda model, epochs=1: train_synthetic_run(tmp_path_factory.mktemp("run") / model, model, epochs)

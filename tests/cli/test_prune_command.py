@@ -6,13 +6,8 @@ import deepslim
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "resnet8"
-    from deepslim.cli import main
-
-    assert main(["train", "--model", "resnet8", "--data", "synthetic", "--epochs", "1", "--batch-size", "32",
-                 "--out", str(out), "--quiet"]) == 0
-    return out
+def trained(synthetic_run):
+    return synthetic_run("resnet8", epochs=1)
 
 
 def test_channel_prune_with_finetune(cli, trained, tmp_path):

@@ -6,13 +6,8 @@ import deepslim
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "cnn"
-    from deepslim.cli import main
-
-    assert main(["train", "--model", "fmnist-cnn", "--data", "synthetic", "--epochs", "2", "--batch-size", "32",
-                 "--out", str(out), "--quiet"]) == 0
-    return out
+def trained(synthetic_run):
+    return synthetic_run("fmnist-cnn", epochs=2)
 
 
 @pytest.mark.parametrize("method, deployed", [("qat", True), ("binary", False), ("ternary", False)])
