@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ..core import DeepslimError
 
@@ -69,3 +70,18 @@ def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback on errors")
     return parser
+
+
+def check_output_dir(out: Path, source: Path | None, overwrite: bool) -> None:
+    """Refuse an --out that is the input model's folder, or that holds anything but a deepslim
+    model we were told to overwrite. Nothing is deleted here: callers replace it only once the
+    new model is ready."""
+    from ..export import is_artifact
+
+    if source is not None and out.resolve() == Path(source).resolve():
+        raise DeepslimError("--out is the input model's folder", hint="write the new model somewhere else")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise DeepslimError(f"--out {out} is not empty", hint="use --overwrite or choose another folder")
+        if not out.is_dir() or not is_artifact(out):
+            raise DeepslimError(f"--out {out} holds files that are not a deepslim model; refusing to replace them")

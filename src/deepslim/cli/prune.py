@@ -8,10 +8,10 @@ from pathlib import Path
 
 from ..core import DeepslimError, log, resolve_device
 from ..data import load_dataset
-from ..export import is_artifact, save
+from ..export import save
 from ..prune import ChannelPruning, KeepMasked, MagnitudePruning, NMSparsity, RandomPruning, prune_
 from ..train import TrainConfig, Trainer, evaluate
-from .args import add_command, data_options, print_json
+from .args import add_command, check_output_dir, data_options, print_json
 from .resolve import add_model_source_args, resolve_model
 
 METHODS = ("channel", "magnitude", "random", "nm")
@@ -51,21 +51,12 @@ def _config(args):
     return NMSparsity(n=args.n, m=args.m)
 
 
-def _check_out(args, source: Path | None) -> None:
-    out = args.out
-    if source is not None and out.resolve() == source.resolve():
-        raise DeepslimError("--out is the input model's folder", hint="write the pruned model somewhere else")
-    if out.exists() and any(out.iterdir()) if out.is_dir() else out.exists():
-        if not args.overwrite:
-            raise DeepslimError(f"--out {out} is not empty", hint="use --overwrite or choose another folder")
-        if out.is_dir() and not is_artifact(out):
-            raise DeepslimError(f"--out {out} holds files that are not a deepslim model; refusing to replace them")
 
 
 def run(args) -> int:
     config = _config(args)
     resolved = resolve_model(args.model, args.model_dir)
-    _check_out(args, resolved.artifact_dir)
+    check_output_dir(args.out, resolved.artifact_dir, args.overwrite)
     meta = dict(resolved.model.deepslim_metadata or {}) if hasattr(resolved.model, "deepslim_metadata") else {}
     data_name = meta.get("dataset", {}).get("name")
     if not data_name:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from ..core import DeepslimError, log
 from ..data import load_dataset
-from ..export import evaluate_onnx, is_artifact, save
+from ..export import evaluate_onnx, save
 from ..quantize import LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_, strip_qat
 from ..train import TrainConfig, Trainer, evaluate
-from .args import add_command, data_options, print_json
+from .args import add_command, check_output_dir, data_options, print_json
 from .resolve import add_model_source_args, resolve_model
 
 INT8_FILE = "model.int8.onnx"
@@ -45,14 +45,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _check_out(args, source: Path | None) -> None:
-    if source is not None and args.out.resolve() == source.resolve():
-        raise DeepslimError("--out is the input model's folder", hint="write the quantized model somewhere else")
-    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
-        if not args.overwrite:
-            raise DeepslimError(f"--out {args.out} is not empty", hint="use --overwrite or choose another folder")
-        if args.out.is_dir() and not is_artifact(args.out):
-            raise DeepslimError(f"--out {args.out} holds files that are not a deepslim model; refusing to replace them")
 
 
 def run(args) -> int:
@@ -62,7 +54,7 @@ def run(args) -> int:
     if not 1 <= args.bits <= 8:
         raise DeepslimError(f"--bits {args.bits} is outside 1-8", hint="use 8 for int8 ONNX, 2-4 for fake-quant studies")
     resolved = resolve_model(args.model, args.model_dir)
-    _check_out(args, resolved.artifact_dir)
+    check_output_dir(args.out, resolved.artifact_dir, args.overwrite)
     meta = dict(resolved.model.deepslim_metadata or {})
     data_name = meta.get("dataset", {}).get("name")
     if not data_name:

@@ -43,3 +43,9 @@ class SerializableModule(nn.Module):
             self.__dict__["init_args"] = {k: v for k, v in bound.arguments.items() if k != "self"}
 
         cls.__init__ = __init__
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule at dotted path ``name`` (e.g. ``"stages.0.conv1"``) with ``module``."""
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, module)

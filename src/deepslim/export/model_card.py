@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
+from ..core import cpu_name
 from .artifact import read_metadata
 from .files import write_atomic
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def write_model_card(path: str | Path) -> Path:
@@ -39,7 +29,7 @@ def write_model_card(path: str | Path) -> Path:
              f"seed {cfg.get('seed')}",
              f"- Command: `{t.get('command')}`",
              f"- Training time: {t.get('train_seconds', 0) / 60:.1f} min of epochs on {t.get('device')} "
-             f"({_cpu_name()}, {os.cpu_count()} cores), torch {meta.get('versions', {}).get('torch')}",
+             f"({cpu_name()}, {os.cpu_count()} cores), torch {meta.get('versions', {}).get('torch')}",
              f"- Saved: {meta.get('saved_at')}", ""]
     write_atomic(path / "MODEL_CARD.md", lambda p: p.write_text("\n".join(lines)))
     return path / "MODEL_CARD.md"

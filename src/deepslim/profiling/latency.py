@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core import DeepslimError
+from ..core import DeepslimError, cpu_name
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -235,12 +235,4 @@ def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64),
 
 def cpu_description() -> dict:
     """CPU model and core count, recorded beside every timing."""
-    name = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": name, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}

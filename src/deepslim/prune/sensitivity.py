@@ -19,6 +19,7 @@ from torch import nn
 from ..core import DeepslimError, progress
 from ..export.files import write_atomic
 from ..profiling.counting import count_ops
+from ..train.evaluate import top1_accuracy
 from .api import prune_
 from .config import ChannelPruning
 from .select import check_names_exist, select_layers
@@ -73,12 +74,6 @@ class SensitivityResult:
         return path
 
 
-def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
-    correct = 0
-    with torch.inference_mode():
-        for i in range(0, len(labels), batch_size):
-            correct += (model(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum().item()
-    return 100.0 * correct / len(labels)
 
 
 def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *, ratios=(0.25, 0.5, 0.75),
@@ -100,7 +95,7 @@ def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *
     images, labels = val_data.images, val_data.labels
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     images, labels = images.to(device), labels.to(device)
-    base_acc = _accuracy(model, images, labels)
+    base_acc = top1_accuracy(model, images, labels)
     base_macs = count_ops(model, (example_inputs,)).macs
     result = SensitivityResult(base_acc, base_macs, [float(r) for r in ratios])
     for name in progress(names, desc="sensitivity"):
@@ -115,7 +110,7 @@ def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *
             if not plan.layers:
                 result.rows.append({"layer": name, "ratio": float(ratio), "error": "nothing could be pruned"})
                 continue
-            acc = _accuracy(trial.eval(), images, labels)
+            acc = top1_accuracy(trial.eval(), images, labels)
             result.rows.append({"layer": name, "ratio": float(ratio), "accuracy": acc, "drop": base_acc - acc,
                                 "macs": plan.macs_after})
     return result

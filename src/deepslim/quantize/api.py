@@ -6,18 +6,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core import DeepslimError
+from ..core import DeepslimError, set_submodule
 from ..prune.select import PRUNABLE, check_names_exist
 from .bias_correction import correct_biases_, input_means
 from .config import PTQConfig
 from .int8 import _images, prepare_float_model
 from .modules import QuantLayer
 from .observers import observe
-
-
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
 def _input_samples(model: nn.Module, names: list[str], images: torch.Tensor, limit: int = 200_000) -> dict[str, np.ndarray]:
@@ -70,7 +65,7 @@ def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: 
     modules = dict(work.named_modules())
     for name in names:
         low, high = observe(samples[name], config.observer, config.percentile)
-        _set(work, name, QuantLayer.wrap(modules[name], weight_bits=weight_bits, act_range=(low, high)))
+        set_submodule(work, name, QuantLayer.wrap(modules[name], weight_bits=weight_bits, act_range=(low, high)))
     if config.bias_correction:
         correct_biases_(work, means)
     return work.eval()

@@ -11,6 +11,8 @@ import copy
 import torch
 from torch import nn
 
+from ..core import set_submodule
+
 _FOLDABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -62,10 +64,6 @@ def _conv_bn_pairs(model: nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
 
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, list[str]]:
     """A copy of ``model`` (eval mode) with every BN that only follows a conv/linear folded into it.
@@ -86,7 +84,7 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, list[str]]:
         layer, bn = modules[layer_name], modules[bn_name]
         if bn.num_features != layer.weight.shape[0] or not bn.track_running_stats:
             continue
-        _set(model, layer_name, fold_bn_into(layer, bn))
-        _set(model, bn_name, nn.Identity())
+        set_submodule(model, layer_name, fold_bn_into(layer, bn))
+        set_submodule(model, bn_name, nn.Identity())
         folded.append(bn_name)
     return model, folded

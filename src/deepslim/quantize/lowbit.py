@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import Config, DeepslimError, SerializableModule
+from ..core import Config, DeepslimError, SerializableModule, set_submodule
 from ..prune.select import PRUNABLE, classifier_head
 
 
@@ -113,8 +113,7 @@ def lowbit_(model: nn.Module, config: LowBitConfig) -> list[str]:
         layer = modules[name]
         wrapper = LowBitLayer("linear" if isinstance(layer, nn.Linear) else "conv", config.mode, config.binary_activations)
         wrapper.layer = layer
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child, wrapper)
+        set_submodule(model, name, wrapper)
     return names
 
 

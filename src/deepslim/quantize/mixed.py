@@ -11,25 +11,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-import torch
 from torch import nn
 
-from ..core import DeepslimError, progress
+from ..core import DeepslimError, progress, set_submodule
 from ..prune.select import PRUNABLE
+from ..train.evaluate import top1_accuracy
 from .modules import QuantLayer
-
-
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, module)
-
-
-def _accuracy(model: nn.Module, data) -> float:
-    correct = 0
-    with torch.inference_mode():
-        for i in range(0, len(data), 1000):
-            correct += (model(data.images[i:i + 1000]).argmax(1) == data.labels[i:i + 1000]).sum().item()
-    return 100.0 * correct / len(data)
 
 
 def weight_bits_model(model: nn.Module, bits: dict[str, int]) -> nn.Module:
@@ -37,7 +24,7 @@ def weight_bits_model(model: nn.Module, bits: dict[str, int]) -> nn.Module:
     model = copy.deepcopy(model).eval()
     modules = dict(model.named_modules())
     for name, b in bits.items():
-        _set(model, name, QuantLayer.wrap(modules[name], weight_bits=b))
+        set_submodule(model, name, QuantLayer.wrap(modules[name], weight_bits=b))
     return model
 
 
@@ -58,10 +45,11 @@ def bit_sensitivity(model: nn.Module, val_data, bits=(8, 4, 2), layers: list[str
     model = model.eval()
     names = layers or [n for n, m in model.named_modules() if isinstance(m, PRUNABLE)]
     modules = dict(model.named_modules())
-    result = MixedPrecisionResult(_accuracy(model, val_data), sorted(bits, reverse=True),
+    images, labels = val_data.images, val_data.labels
+    result = MixedPrecisionResult(top1_accuracy(model, images, labels), sorted(bits, reverse=True),
                                   {n: modules[n].weight.numel() for n in names})
     for name in progress(names, desc="bit sensitivity"):
-        result.drops[name] = {b: result.baseline_accuracy - _accuracy(weight_bits_model(model, {name: b}), val_data)
+        result.drops[name] = {b: result.baseline_accuracy - top1_accuracy(weight_bits_model(model, {name: b}), images, labels)
                               for b in result.bits}
     return result
 

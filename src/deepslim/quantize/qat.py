@@ -13,7 +13,8 @@ import copy
 import torch
 from torch import nn
 
-from .api import _set, quantize_
+from ..core import set_submodule
+from .api import quantize_
 from .config import PTQConfig
 from .modules import QuantLayer
 from .primitives import qrange
@@ -38,7 +39,7 @@ def prepare_qat(model: nn.Module, calibration, *, weight_bits: int = 8, config: 
                 learnable.weight_scale.copy_(module.weight_scale)
                 learnable.act_scale.copy_(module.act_scale)
                 learnable.act_zero_point.copy_(module.act_zero_point)
-            _set(fake, name, learnable)
+            set_submodule(fake, name, learnable)
     return fake.train()
 
 
@@ -53,5 +54,5 @@ def strip_qat(model: nn.Module) -> nn.Module:
             _, qmax = qrange(module.weight_bits, signed=True, narrow=True)
             limit = (module.weight_scale.abs() * qmax).reshape([-1] + [1] * (layer.weight.ndim - 1))
             layer.weight.copy_(torch.maximum(torch.minimum(layer.weight, limit), -limit))
-            _set(model, name, layer)
+            set_submodule(model, name, layer)
     return model

@@ -51,3 +51,13 @@ def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, devi
             n += len(y)
     model.train(was_training)
     return {"accuracy": 100.0 * correct / max(1, n), "loss": loss_sum / max(1, n), "n": n}
+
+
+def top1_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
+    """Top-1 accuracy (%) of ``model`` as it is (mode and device untouched), no progress bar: for inner loops
+    such as sensitivity sweeps that evaluate many variants."""
+    correct = 0
+    with torch.inference_mode():
+        for i in range(0, len(labels), batch_size):
+            correct += (model(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum().item()
+    return 100.0 * correct / max(1, len(labels))
