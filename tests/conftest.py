@@ -23,6 +23,7 @@ def cli(capsys):
 
     def run(*args):
         os.environ.setdefault("COLUMNS", "200")
+        capsys.readouterr()  # drop what earlier steps of the test printed
         code = main([str(a) for a in args])
         captured = capsys.readouterr()
         return code, captured.out, captured.err

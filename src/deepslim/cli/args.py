@@ -85,3 +85,16 @@ def check_output_dir(out: Path, source: Path | None, overwrite: bool) -> None:
             raise DeepslimError(f"--out {out} is not empty", hint="use --overwrite or choose another folder")
         if not out.is_dir() or not is_artifact(out):
             raise DeepslimError(f"--out {out} holds files that are not a deepslim model; refusing to replace them")
+
+
+_SAVE_OWNED = ("format", "format_version", "params", "saved_at", "versions")
+
+
+def derived_metadata(source_meta: dict, evaluation: dict, key: str, summary: dict) -> dict:
+    """Metadata for a model derived from another: the source's (minus what ``save`` rewrites),
+    the new test metrics, and ``summary`` of what was done under ``key``."""
+    meta = {k: v for k, v in source_meta.items() if k not in _SAVE_OWNED}
+    meta["metrics"] = {"test_accuracy": evaluation["accuracy"], "test_loss": evaluation["loss"],
+                       "test_images": evaluation["n"]}
+    meta[key] = summary
+    return meta

@@ -11,7 +11,7 @@ from ..data import load_dataset
 from ..export import save
 from ..prune import ChannelPruning, KeepMasked, MagnitudePruning, NMSparsity, RandomPruning, prune_
 from ..train import TrainConfig, Trainer, evaluate
-from .args import add_command, check_output_dir, data_options, print_json
+from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
 from .resolve import add_model_source_args, resolve_model
 
 METHODS = ("channel", "magnitude", "random", "nm")
@@ -80,9 +80,7 @@ def run(args) -> int:
                "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
                "params_before": plan.params_before, "params_after": plan.params_after,
                "macs_before": plan.macs_before, "macs_after": plan.macs_after, "seconds": round(seconds, 1)}
-    new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "params", "saved_at", "versions")}
-    new_meta["metrics"] = {"test_accuracy": after["accuracy"], "test_loss": after["loss"], "test_images": after["n"]}
-    new_meta["pruning"] = {**summary, "source": resolved.label, "history": history}
+    new_meta = derived_metadata(meta, after, "pruning", {**summary, "source": resolved.label, "history": history})
     if args.out.exists() and args.overwrite:
         shutil.rmtree(args.out)
     save(model.cpu(), args.out, metadata=new_meta)

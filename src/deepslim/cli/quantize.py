@@ -11,7 +11,7 @@ from ..data import load_dataset
 from ..export import evaluate_onnx, save
 from ..quantize import LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_, strip_qat
 from ..train import TrainConfig, Trainer, evaluate
-from .args import add_command, check_output_dir, data_options, print_json
+from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
 from .resolve import add_model_source_args, resolve_model
 
 INT8_FILE = "model.int8.onnx"
@@ -78,10 +78,9 @@ def run(args) -> int:
         final = evaluate(twin, data.test, desc="test (quantized)")
         runtime = "pytorch (simulated)"
     summary["accuracy"] = final["accuracy"]
-    new_meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "params", "saved_at", "versions")}
-    new_meta["metrics"] = {"test_accuracy": final["accuracy"], "test_loss": final["loss"], "test_images": final["n"],
-                           "runtime": runtime}
-    new_meta["quantization"] = {**summary, "config": config.to_dict(), "source": resolved.label}
+    new_meta = derived_metadata(meta, final, "quantization",
+                                {**summary, "config": config.to_dict(), "source": resolved.label})
+    new_meta["metrics"]["runtime"] = runtime
     if deploy:
         new_meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
     save(twin.cpu(), args.out, metadata=new_meta)

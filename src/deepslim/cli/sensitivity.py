@@ -15,11 +15,13 @@ from .resolve import add_model_source_args, resolve_model
 def add_parser(sub) -> None:
     p = add_command(sub, "sensitivity", help="per-layer pruning sensitivity sweep",
                     description="Prune one layer at a time (with the channels that depend on it) to each ratio and "
-                                "measure validation accuracy: a table, sensitivity.json and sensitivity.png.")
+                                "measure validation accuracy (BatchNorm statistics re-estimated first): a table, sensitivity.json and sensitivity.png.")
     add_model_source_args(p)
     p.add_argument("--ratios", default="0.25,0.5,0.75", help="fractions of channels to remove, default 0.25,0.5,0.75")
     p.add_argument("--importance", default="l2", help="l1, l2, bn_scale, fpgm or random (default l2)")
     p.add_argument("--layers", help="comma-separated layer names (default: every conv/linear but the head)")
+    p.add_argument("--no-recalibrate", action="store_true",
+                   help="skip re-estimating BatchNorm statistics (on 2,048 training images) in every trial")
     p.add_argument("--out", type=Path, help="folder for sensitivity.json and .png (default: DIR/sensitivity)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -43,7 +45,8 @@ def run(args) -> int:
     model = resolved.model.to(device)
     layers = [n.strip() for n in args.layers.split(",")] if args.layers else None
     result = sensitivity_scan(model, data.val, data.test.images[:1].to(device), ratios=ratios,
-                              importance=args.importance, layers=layers)
+                              importance=args.importance, layers=layers,
+                              calibration_images=None if args.no_recalibrate else data.train.images[:2048])
     out = args.out or ((resolved.artifact_dir / "sensitivity") if args.model_dir else Path(f"sensitivity-{resolved.label}"))
     write_json_atomic(out / "sensitivity.json", result.to_dict())
     result.plot(out / "sensitivity.png")
