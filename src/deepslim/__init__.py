@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 from .core import Config, DeepslimError, seed_everything  # noqa: E402
 from .data import list_datasets, load_dataset  # noqa: E402
+from .distill import KD, distill  # noqa: E402
 from .export import export_onnx, list_pretrained, load, load_pretrained, onnx_session, save  # noqa: E402
 from .lowrank import Factorization, factorize_  # noqa: E402
 from .models import create_model, list_models  # noqa: E402
@@ -19,7 +20,7 @@ from .prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, 
 from .quantize import PTQConfig, export_int8, quantize_  # noqa: E402
 from .train import Callback, TrainConfig, Trainer, evaluate, train  # noqa: E402
 
-__all__ = ["Callback", "ChannelPruning", "Config", "Factorization", "factorize_", "MagnitudePruning", "NMSparsity", "RandomPruning", "prune_",
+__all__ = ["Callback", "ChannelPruning", "Config", "Factorization", "factorize_", "KD", "distill", "MagnitudePruning", "NMSparsity", "RandomPruning", "prune_",
            "profile", "PTQConfig", "export_int8", "quantize_", "DeepslimError", "TrainConfig", "Trainer", "__version__", "create_model",
            "evaluate", "export_onnx", "list_datasets", "list_models", "list_pretrained", "load", "load_dataset",
            "load_pretrained", "onnx_session", "save", "seed_everything", "train"]

@@ -13,12 +13,17 @@ def test_degradation_force_matches_the_pairwise_sum():
     w = torch.randn(5, 3, 2, 2)
     flat = w.reshape(5, -1)
     u = flat / flat.norm(dim=1, keepdim=True)
-    expected = torch.stack([sum(u[j] - u[i] for j in range(5)) / 4 * flat[i].norm() for i in range(5)])
+
+    def tangential(f, i):
+        return f - (f @ u[i]) * u[i]
+
+    expected = torch.stack([tangential(sum(u[j] - u[i] for j in range(5)), i) / 4 * flat[i].norm() for i in range(5)])
     assert torch.allclose(filter_force(w).reshape(5, -1), expected, atol=1e-5)
     constant = filter_force(w, "constant").reshape(5, -1)
-    unit = torch.stack([sum((u[j] - u[i]) / (u[j] - u[i]).norm() for j in range(5) if j != i) / 4 * flat[i].norm()
-                        for i in range(5)])
+    unit = torch.stack([tangential(sum((u[j] - u[i]) / (u[j] - u[i]).norm() for j in range(5) if j != i), i)
+                        / 4 * flat[i].norm() for i in range(5)])
     assert torch.allclose(constant, unit, atol=1e-5)
+    assert torch.allclose((filter_force(w).reshape(5, -1) * u).sum(1), torch.zeros(5), atol=1e-5)  # norms kept
 
 
 @pytest.mark.parametrize("form", ["degradation", "constant"])

@@ -79,6 +79,7 @@ class BatchLoader:
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:
                 break
+            self.batch_indices = idx  # which samples the batch holds (e.g. to look up cached teacher outputs)
             images, labels = self.data.images[idx], self.data.labels[idx]
             if self.augment is not None:
                 images = self.augment(images, generator)

@@ -1,7 +1,9 @@
 """Hooks into the training loop, for techniques that act during training.
 
 Pruning schedules, distillation losses and regularisers subclass ``Callback`` and
-override what they need. ``extra_loss`` lets a callback add a term to the loss;
+override what they need. ``extra_parameters`` adds trainable parameters outside the model
+(distillation adapters) to the optimizer; ``extra_loss`` lets a callback add a term to the
+loss (and ``trainer.label_loss_weight`` scales the label cross-entropy);
 ``after_backward`` can edit gradients (e.g. mask them); ``after_step`` can edit
 weights (e.g. re-apply masks).
 """
@@ -25,6 +27,8 @@ class Callback:
         ...         return 1e-5 * sum(p.abs().sum() for p in trainer.model.parameters())
     """
 
+    def extra_parameters(self, trainer: "Trainer") -> list[torch.nn.Parameter]:
+        return []
     def on_train_begin(self, trainer: "Trainer") -> None: ...
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None: ...
     def on_step_begin(self, trainer: "Trainer", step: int) -> None: ...
@@ -51,6 +55,9 @@ class CallbackList(Callback):
                     getattr(cb, name)(*args, **kwargs)
             return call_all
         return object.__getattribute__(self, name)
+
+    def extra_parameters(self, trainer):
+        return [p for cb in self.callbacks for p in cb.extra_parameters(trainer)]
 
     def extra_loss(self, trainer, inputs, outputs, targets):
         total = None

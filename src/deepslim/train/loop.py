@@ -19,10 +19,14 @@ from .evaluate import check_input_shape, evaluate
 from .schedules import lr_at
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD or AdamW; no weight decay on biases and normalisation parameters (ndim <= 1)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+def make_optimizer(model: nn.Module, cfg: TrainConfig, extra_parameters=()) -> torch.optim.Optimizer:
+    """SGD or AdamW; no weight decay on biases and normalisation parameters (ndim <= 1).
+
+    ``extra_parameters`` (e.g. distillation adapters) are trained alongside the model's.
+    """
+    params = [*model.parameters(), *extra_parameters]
+    decay = [p for p in params if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in params if p.requires_grad and p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
@@ -54,6 +58,8 @@ class Trainer:
         self.total_steps = 0
         self.history: list[dict] = []
         self.stop_training = False
+        self.label_loss_weight = 1.0  # weight of the cross-entropy on labels; distillation lowers it
+        self.loader: BatchLoader | None = None
 
     def _loader(self, data: TensorData) -> BatchLoader:
         cfg = self.config
@@ -67,8 +73,8 @@ class Trainer:
         seed_everything(cfg.seed)
         self.model.to(self.device)
         check_input_shape(self.model.eval(), train_data.images[:2].to(self.device))
-        self.optimizer = make_optimizer(self.model, cfg)
-        loader = self._loader(train_data)
+        self.optimizer = make_optimizer(self.model, cfg, self.callbacks.extra_parameters(self))
+        loader = self.loader = self._loader(train_data)
         if len(loader) == 0:
             raise DeepslimError(f"the training split has {len(train_data)} samples, fewer than one batch of "
                                 f"{cfg.batch_size}", hint="lower --batch-size or raise --subset")
@@ -94,7 +100,7 @@ class Trainer:
                     group["lr"] = lr_at(self.global_step, self.total_steps, cfg.lr, cfg.schedule, warmup)
                 self.callbacks.on_step_begin(self, self.global_step)
                 logits = self.model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                loss = self.label_loss_weight * F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
                 extra = self.callbacks.extra_loss(self, x, logits, y)
                 if extra is not None:
                     loss = loss + extra
