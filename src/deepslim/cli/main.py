@@ -6,7 +6,21 @@ import argparse
 import sys
 
 from ..core import DeepslimError, set_quiet
-from . import chart, cost, evaluate, export, factorize, lottery, profile, prune, quantize, sensitivity, train, zoo
+from . import (
+    chart,
+    cost,
+    distill,
+    evaluate,
+    export,
+    factorize,
+    lottery,
+    profile,
+    prune,
+    quantize,
+    sensitivity,
+    train,
+    zoo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bars or status lines")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (zoo, train, evaluate, export, profile, cost, chart, prune, sensitivity, lottery, factorize, quantize):
+    for module in (zoo, train, distill, evaluate, export, profile, cost, chart, prune, sensitivity, lottery, factorize,
+                   quantize):
         module.add_parser(sub)
     return parser
 

@@ -20,11 +20,17 @@ CHECKPOINT = Path("checkpoint") / "last.pt"
 
 
 def add_parser(sub) -> None:
-    d = TrainConfig()
     p = add_command(sub, "train", help="train a model from the zoo",
                        description="Train a zoo model, checkpointing every epoch, then evaluate it on the full "
                                    "test split and save it (weights, architecture, metadata, model card) in --out.")
     p.add_argument("--model", required=True, help="model name (see `deepslim zoo`)")
+    add_training_args(p)
+    p.set_defaults(func=run)
+
+
+def add_training_args(p) -> None:
+    """Options shared by `train` and `distill`: model args, data, output, the training config."""
+    d = TrainConfig()
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                    help="model option, repeatable, e.g. --model-arg widths=32,64,128")
     add_data_args(p, required=True)
@@ -45,7 +51,6 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
-    p.set_defaults(func=run)
 
 
 def _config(args) -> TrainConfig:
@@ -82,6 +87,15 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
 
 
 def run(args) -> int:
+    return run_training(args, args.model)
+
+
+def run_training(args, model_name: str, *, callbacks_for=None, extra_meta: dict | None = None,
+                 command_name: str = "train") -> int:
+    """Train ``model_name`` as ``args`` say, evaluate, save with metadata and a model card.
+
+    ``callbacks_for(model, data, device)`` returns extra training callbacks (distillation).
+    """
     out: Path = args.out
     config = _config(args)
     device = resolve_device(args.device)
@@ -89,25 +103,27 @@ def run(args) -> int:
     kwargs = parse_kwargs(args.model_arg)
     kwargs.setdefault("in_channels", data.input_shape[0])
     kwargs.setdefault("num_classes", data.num_classes)
-    model = create_model(args.model, **kwargs)
+    model = create_model(model_name, **kwargs)
+    callbacks = callbacks_for(model, data, device) if callbacks_for else []  # may refuse: before --out is touched
     _prepare_out(out, args.resume, args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    log(f"training {args.model} on {args.data} ({len(data.train)} train / {len(data.val)} val images) "
+    log(f"training {model_name} on {args.data} ({len(data.train)} train / {len(data.val)} val images) "
         f"for {config.epochs} epochs on {device}")
     started = time.time()
-    trainer = Trainer(model, config, device=device)
+    trainer = Trainer(model, config, device=device, callbacks=callbacks)
     history = trainer.fit(data.train, val_data=data.val, checkpoint_path=out / CHECKPOINT, resume=args.resume)
     train_seconds = sum(h["seconds"] for h in history)
     test = evaluate(model, data.test, device=device, desc="test")
     metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_images": test["n"]}
     if history and "val_accuracy" in history[-1]:
         metrics["val_accuracy"] = history[-1]["val_accuracy"]
-    command = "deepslim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train"] else None
-    meta = {"model": args.model, "model_kwargs": kwargs, "dataset": data.describe(), "metrics": metrics,
+    command = "deepslim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == [command_name] else None
+    meta = {"model": model_name, "model_kwargs": kwargs, "dataset": data.describe(), "metrics": metrics,
             "input_shape": [1, *data.input_shape],
             "training": {"config": config.to_dict(), "command": command, "device": str(device),
                          "train_seconds": round(train_seconds, 1),
-                         "wall_seconds_this_session": round(time.time() - started, 1), "history": history}}
+                         "wall_seconds_this_session": round(time.time() - started, 1), "history": history},
+            **(extra_meta or {})}
     save(model.cpu(), out, metadata=meta, overwrite=True)
     write_model_card(out)
     (out / CHECKPOINT).unlink(missing_ok=True)
