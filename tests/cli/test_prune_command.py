@@ -45,3 +45,17 @@ def test_prune_refuses_to_overwrite_its_input(cli, trained):
     code, _, err = cli("prune", trained, "--out", trained)
     assert code == 2 and "input model's folder" in err
     assert (trained / "weights.safetensors").read_bytes() == before
+
+
+def test_prune_and_quantize_fine_tune_with_distillation(synthetic_run, cli, tmp_path):
+    import json
+
+    source = synthetic_run("resnet8")
+    code, out, _ = cli("--quiet", "prune", source, "--method", "channel", "--ratio", "0.5", "--finetune-epochs", "1",
+                       "--distill", "--json", "--out", tmp_path / "p")
+    assert code == 0 and json.loads(out)["distilled"] is True
+    code, out, _ = cli("--quiet", "quantize", source, "--method", "qat", "--epochs", "1", "--distill",
+                       "--kd-alpha", "0.5", "--json", "--out", tmp_path / "q")
+    assert code == 0 and json.loads(out)["distilled"] is True
+    code, _, err = cli("prune", source, "--finetune-epochs", "1", "--distill", "--kd-alpha", "3", "--out", tmp_path / "r")
+    assert code == 2 and "alpha" in err and not (tmp_path / "r").exists()

@@ -14,6 +14,7 @@ from ..lowrank import Factorization, ForceRegularization, factorize_
 from ..lowrank.config import METHODS
 from ..train import TrainConfig, Trainer, evaluate, recalibrate_batchnorm_
 from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
+from .recovery import add_distill_args, recovery_callbacks, teacher_copy
 from .resolve import add_model_source_args, resolve_model
 
 
@@ -40,6 +41,7 @@ def add_parser(sub) -> None:
                    help="force form (Wen et al. 2017), default degradation")
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune for this many epochs after, default 0")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate of both trainings (SGD, cosine), default 0.01")
+    add_distill_args(p)
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", required=True, type=Path, help="folder for the factorized model")
@@ -69,6 +71,7 @@ def run(args) -> int:
     model = resolved.model.to(device)
     example = data.test.images[:1].to(device)
     before = evaluate(model, data.test, device=device, desc="test (before)")
+    teacher = teacher_copy(args, model)
     started = time.perf_counter()
     history = {}
     if args.force_epochs:
@@ -80,10 +83,12 @@ def run(args) -> int:
     factorized = evaluate(model, data.test, device=device, desc="test (factorized)")
     if args.finetune_epochs:
         cfg = TrainConfig(epochs=args.finetune_epochs, lr=args.lr, schedule="cosine")
-        history["finetune"] = Trainer(model, cfg, device=device).fit(data.train, val_data=data.val)
+        callbacks = recovery_callbacks(args, teacher, model, data, device)
+        history["finetune"] = Trainer(model, cfg, callbacks=callbacks, device=device).fit(data.train, val_data=data.val)
     after = evaluate(model, data.test, device=device, desc="test (after)") if args.finetune_epochs else factorized
     summary = {"config": config.to_dict(), "force_reg": args.force_reg, "force_epochs": args.force_epochs,
-               "finetune_epochs": args.finetune_epochs, "accuracy_before": before["accuracy"],
+               "finetune_epochs": args.finetune_epochs, "distilled": teacher is not None and args.finetune_epochs > 0,
+               "accuracy_before": before["accuracy"],
                "accuracy_factorized": factorized["accuracy"], "accuracy_after": after["accuracy"],
                "macs_before": plan.macs_before, "macs_after": plan.macs_after, "params_before": plan.params_before,
                "params_after": plan.params_after, "seconds": round(time.perf_counter() - started, 1)}

@@ -12,6 +12,7 @@ from ..export import save
 from ..prune import ChannelPruning, KeepMasked, MagnitudePruning, NMSparsity, RandomPruning, prune_
 from ..train import TrainConfig, Trainer, evaluate
 from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
+from .recovery import add_distill_args, recovery_callbacks, teacher_copy
 from .resolve import add_model_source_args, resolve_model
 
 METHODS = ("channel", "magnitude", "random", "nm")
@@ -32,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--m", type=int, default=4, help="nm: group size (default 4)")
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune for this many epochs, default 0")
     p.add_argument("--lr", type=float, default=0.01, help="fine-tune learning rate (SGD, cosine), default 0.01")
+    add_distill_args(p)
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", required=True, type=Path, help="folder for the pruned model")
@@ -67,16 +69,19 @@ def run(args) -> int:
     example = data.test.images[:1].to(device)
     before = evaluate(model, data.test, device=device, desc="test (before)")
     started = time.perf_counter()
+    teacher = teacher_copy(args, model)
     sample = (data.train.images[:64].to(device), data.train.labels[:64].to(device))
     plan = prune_(model, config, example_inputs=example, data=sample)
     history = []
     if args.finetune_epochs:
-        callbacks = [] if plan.structured else [KeepMasked(plan.masks)]
+        callbacks = ([] if plan.structured else [KeepMasked(plan.masks)]) + \
+            recovery_callbacks(args, teacher, model, data, device)
         cfg = TrainConfig(epochs=args.finetune_epochs, lr=args.lr, schedule="cosine")
         history = Trainer(model, cfg, callbacks=callbacks, device=device).fit(data.train, val_data=data.val)
     after = evaluate(model, data.test, device=device, desc="test (after)")
     seconds = time.perf_counter() - started
     summary = {"method": args.method, "config": config.to_dict(), "finetune_epochs": args.finetune_epochs,
+               "distilled": teacher is not None and args.finetune_epochs > 0,
                "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
                "params_before": plan.params_before, "params_after": plan.params_after,
                "macs_before": plan.macs_before, "macs_after": plan.macs_after, "seconds": round(seconds, 1)}

@@ -6,12 +6,13 @@ import copy
 import shutil
 from pathlib import Path
 
-from ..core import DeepslimError, log
+from ..core import DeepslimError, log, resolve_device
 from ..data import load_dataset
 from ..export import evaluate_onnx, save
 from ..quantize import LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_, strip_qat
 from ..train import TrainConfig, Trainer, evaluate
 from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
+from .recovery import add_distill_args, recovery_callbacks, teacher_copy
 from .resolve import add_model_source_args, resolve_model
 
 INT8_FILE = "model.int8.onnx"
@@ -37,6 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=None, help="training epochs for qat (default 2) and binary/ternary (5)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (qat: SGD 0.005; binary/ternary: AdamW 0.001)")
     p.add_argument("--binary-activations", action="store_true", help="binary: also binarize layer inputs")
+    add_distill_args(p)
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
     p.add_argument("--device", default="auto", help="training device for qat/binary/ternary")
     p.add_argument("--out", required=True, type=Path, help="folder for the quantized model")
@@ -105,12 +107,14 @@ def _ptq(args, model, config, data, calibration):
 
 
 def _qat(args, model, config, data, calibration):
+    teacher = teacher_copy(args, model)
     qat = prepare_qat(model, calibration, weight_bits=args.bits, config=config)
     cfg = TrainConfig(epochs=args.epochs or 2, lr=args.lr or 0.005, schedule="cosine", weight_decay=0.0)
-    Trainer(qat, cfg, device=args.device).fit(data.train, val_data=data.val)
+    callbacks = recovery_callbacks(args, teacher, qat, data, resolve_device(args.device))
+    Trainer(qat, cfg, callbacks=callbacks, device=args.device).fit(data.train, val_data=data.val)
     qat = qat.cpu().eval()
     summary = {"fake_quant_accuracy": evaluate(qat, data.test, desc="test (QAT fake-quant)")["accuracy"],
-               "qat_epochs": cfg.epochs}
+               "qat_epochs": cfg.epochs, "distilled": teacher is not None}
     if args.bits != 8:
         return qat, summary, False
     export_int8(strip_qat(qat), calibration, args.out / INT8_FILE, _qat_export_config(config))
@@ -126,9 +130,11 @@ def _qat_export_config(config: PTQConfig) -> PTQConfig:
 
 
 def _lowbit(args, model, config, data, calibration):
+    teacher = teacher_copy(args, model)
     twin = copy.deepcopy(model)
     wrapped = lowbit_(twin, LowBitConfig(mode=args.method, binary_activations=args.binary_activations))
     cfg = TrainConfig(epochs=args.epochs or 5, optimizer="adamw", lr=args.lr or 1e-3, weight_decay=0.0)
-    Trainer(twin, cfg, device=args.device).fit(data.train, val_data=data.val)
+    callbacks = recovery_callbacks(args, teacher, twin, data, resolve_device(args.device))
+    Trainer(twin, cfg, callbacks=callbacks, device=args.device).fit(data.train, val_data=data.val)
     freeze_lowbit_(twin)
-    return twin.cpu().eval(), {"low_bit_layers": wrapped, "epochs": cfg.epochs}, False
+    return twin.cpu().eval(), {"low_bit_layers": wrapped, "epochs": cfg.epochs, "distilled": teacher is not None}, False

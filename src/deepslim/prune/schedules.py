@@ -98,11 +98,12 @@ class GradualPruning(Callback):
 
 
 def iterative_prune(model: nn.Module, configs: list[Config], train_data, finetune, *, example_inputs=None,
-                    val_data=None, callbacks_for=None) -> list[dict]:
+                    val_data=None, teacher: nn.Module | None = None, kd=None) -> list[dict]:
     """Prune -> fine-tune, once per config in ``configs`` (e.g. rising sparsities or ratios).
 
     ``finetune`` is a ``TrainConfig`` used after each round. Unstructured masks carry over
-    between rounds (they only shrink) and are kept during fine-tuning.
+    between rounds (they only shrink) and are kept during fine-tuning. With ``teacher``
+    (e.g. a copy of the unpruned model) each fine-tune distils from it (``kd``: a ``KD``).
     Returns one record per round (plan summary and validation accuracy).
     """
     from ..train import Trainer, evaluate
@@ -115,6 +116,10 @@ def iterative_prune(model: nn.Module, configs: list[Config], train_data, finetun
         if not plan.structured:
             masks = plan.masks
         callbacks = [] if plan.structured else [KeepMasked(plan.masks)]
+        if teacher is not None:
+            from ..distill import KD, Distillation
+
+            callbacks.append(Distillation(model, teacher, kd or KD(), train_data.images[:2]))
         Trainer(model, copy.deepcopy(finetune), callbacks=callbacks).fit(train_data)
         record = {"round": i + 1, **plan.to_dict()}
         if val_data is not None:
