@@ -8,6 +8,7 @@ import sys
 from ..core import DeepslimError, set_quiet
 from . import (
     chart,
+    compress,
     cost,
     distill,
     evaluate,
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (zoo, train, distill, evaluate, export, profile, cost, chart, prune, sensitivity, lottery, factorize,
-                   quantize):
+                   quantize, compress):
         module.add_parser(sub)
     return parser
 

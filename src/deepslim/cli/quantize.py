@@ -10,6 +10,7 @@ from ..core import DeepslimError, log, resolve_device
 from ..data import load_dataset
 from ..export import evaluate_onnx, save
 from ..quantize import LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_, strip_qat
+from ..quantize.qat import qat_export_config
 from ..train import TrainConfig, Trainer, evaluate
 from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
 from .recovery import add_distill_args, recovery_callbacks, teacher_copy
@@ -117,16 +118,8 @@ def _qat(args, model, config, data, calibration):
                "qat_epochs": cfg.epochs, "distilled": teacher is not None}
     if args.bits != 8:
         return qat, summary, False
-    export_int8(strip_qat(qat), calibration, args.out / INT8_FILE, _qat_export_config(config))
+    export_int8(strip_qat(qat), calibration, args.out / INT8_FILE, qat_export_config(config))
     return qat, summary, True
-
-
-def _qat_export_config(config: PTQConfig) -> PTQConfig:
-    """QAT already folded BN and learned the ranges; export without re-folding or re-correcting."""
-    data = config.to_dict()
-    data.pop("type")
-    data.update(fold_bn=False, equalize=False, bias_correction=False)
-    return PTQConfig(**data)
 
 
 def _lowbit(args, model, config, data, calibration):

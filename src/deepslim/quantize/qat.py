@@ -56,3 +56,12 @@ def strip_qat(model: nn.Module) -> nn.Module:
             layer.weight.copy_(torch.maximum(torch.minimum(layer.weight, limit), -limit))
             set_submodule(model, name, layer)
     return model
+
+
+def qat_export_config(config: PTQConfig) -> PTQConfig:
+    """The export config after QAT: BN is already folded and the ranges learned, so export
+    without re-folding, equalizing or correcting biases again."""
+    data = config.to_dict()
+    data.pop("type")
+    data.update(fold_bn=False, equalize=False, bias_correction=False)
+    return PTQConfig(**data)

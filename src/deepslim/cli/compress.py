@@ -1,0 +1,80 @@
+"""`deepslim compress`: run a recipe of compression stages; `deepslim report`: rebuild its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core import DeepslimError, resolve_device
+from ..data import load_dataset
+from ..pipeline import TECHNIQUES, compress, load_recipe
+from ..pipeline.report import summary_line, write_report
+from .args import add_command, print_json
+from .resolve import add_model_source_args, resolve_model
+
+
+def add_parser(sub) -> None:
+    techniques = "; ".join(f"{name}: {t.summary}" for name, t in TECHNIQUES.items())
+    p = add_command(sub, "compress", help="run a compression recipe (stages, metrics, report)",
+                    description="Run the stages of a YAML recipe on a copy of the model: after each stage the model "
+                                "is evaluated on the full test split, profiled (MACs, params, size, latency on "
+                                "PyTorch and ONNX Runtime) and saved under OUT/stages/. Writes OUT/model/, "
+                                "OUT/model.onnx (int8 when the recipe quantizes), OUT/metrics.json and "
+                                "OUT/report.html. Rerun the same command to resume an interrupted run. "
+                                f"Techniques: {techniques}.")
+    add_model_source_args(p)
+    p.add_argument("--pretrained", metavar="NAME", help="a shipped baseline, e.g. fmnist-resnet (same as --model)")
+    p.add_argument("--recipe", required=True, type=Path, help="YAML recipe, e.g. recipes/prune-quantize.yaml")
+    p.add_argument("--data", help="data set name (default: the one the model was trained on)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    p.add_argument("--subset", type=int, help="fine-tune on only this many training images (tests, smoke runs)")
+    p.add_argument("--latency-seconds", type=float, default=1.0, help="time per latency measurement, default 1.0")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (training); latency is measured on CPU")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--json", action="store_true", help="print metrics.json")
+    p.set_defaults(func=run)
+
+    r = add_command(sub, "report", help="rebuild the HTML report of a compress run",
+                    description="Rebuild OUT/report.html from OUT/metrics.json.")
+    r.add_argument("out", type=Path, metavar="OUT", help="the --out folder of `deepslim compress`")
+    r.set_defaults(func=run_report)
+
+
+def run(args) -> int:
+    recipe = load_recipe(args.recipe)  # validated before anything else happens
+    if args.pretrained and (args.model or args.model_dir):
+        raise DeepslimError("give one model source: DIR, --model or --pretrained")
+    resolved = resolve_model(args.pretrained or args.model, args.model_dir)
+    meta = getattr(resolved.model, "deepslim_metadata", None) or {}
+    data_name = args.data or meta.get("dataset", {}).get("name")
+    if not data_name:
+        raise DeepslimError(f"{resolved.label} does not record its data set", hint="pass --data NAME")
+    options = {"data_dir": args.data_dir} if args.data_dir else {}
+    data = load_dataset(data_name, subset=args.subset, **options)
+    if args.out.resolve() == Path(resolved.artifact_dir or "/nonexistent").resolve():
+        raise DeepslimError("--out is the input model's folder; the input is never overwritten",
+                            hint="choose another --out")
+    metrics = compress(resolved.model, data, recipe, args.out, device=resolve_device(args.device),
+                       source=resolved.label, overwrite=args.overwrite, latency_seconds=args.latency_seconds)
+    if args.json:
+        print_json({k: v for k, v in metrics.items()})
+        return 0
+    _print_table(metrics)
+    print(f"\n{summary_line(metrics)}")
+    print(f"report: {args.out / 'report.html'}; model: {args.out / 'model'}; deployable: {args.out / 'model.onnx'}")
+    return 0
+
+
+def _print_table(metrics: dict) -> None:
+    base = metrics["baseline"]
+    print(f"{'stage':<34}{'acc %':>8}{'delta':>8}{'MACs (M)':>10}{'ONNX MB':>9}{'ORT b1 ms':>11}{'ORT b64 ms':>11}")
+    for label, m in [("baseline", base)] + [(f"{s['index']}. {s['name']}", s) for s in metrics["stages"]]:
+        lat = m["latency_ms"]["onnxruntime"]
+        print(f"{label:<34}{m['accuracy']:>8.2f}{m['accuracy'] - base['accuracy']:>+8.2f}{m['macs'] / 1e6:>10.2f}"
+              f"{m['size_bytes'] / 1e6:>9.3f}{lat['1']:>11.3f}{lat['64']:>11.2f}")
+
+
+def run_report(args) -> int:
+    path = write_report(args.out)
+    print(f"wrote {path}")
+    return 0

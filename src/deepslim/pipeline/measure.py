@@ -1,0 +1,53 @@
+"""What every stage is measured on: full-test accuracy, MACs, params, size and latency.
+
+Float stages run on PyTorch and ONNX Runtime (their ONNX export); int8 stages run as the
+deployed int8 ONNX model on ONNX Runtime only (their PyTorch twin merely simulates
+integer arithmetic, so timing it would say nothing about deployment).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..export.onnx import evaluate_onnx
+from ..profiling.counting import count_ops
+from ..profiling.latency import measure_latency
+from ..train.evaluate import evaluate
+
+BATCH_SIZES = (1, 64)
+
+
+def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """MACs per leaf layer (for the report's before/after chart)."""
+    return {layer.name: layer.macs for layer in count_ops(model.eval(), (example,)).layers if layer.macs}
+
+
+def measure(model: nn.Module, onnx_path: Path, data, example: torch.Tensor, *, int8: bool, macs: int | None = None,
+            latency_seconds: float = 1.0, device=None) -> dict:
+    """Stage metrics: ``accuracy``, ``macs``, ``params``, ``size_bytes`` (the ONNX file) and
+    ``latency_ms[runtime][batch]`` (median, ms per batch). ``macs`` overrides the count for
+    int8 stages (quantization keeps the multiply-adds, in integer arithmetic).
+    """
+    model = model.eval()
+    cpu_example = example[:1].cpu()
+    if int8:
+        accuracy = evaluate_onnx(onnx_path, data.test)["accuracy"]
+    else:
+        accuracy = evaluate(model, data.test, device=device or "cpu", desc="test")["accuracy"]
+    latency: dict[str, dict[str, float]] = {}
+    rows = measure_latency(onnx_path, cpu_example, batch_sizes=BATCH_SIZES, runtimes=("onnxruntime",),
+                           min_seconds=latency_seconds)
+    if not int8:
+        rows += measure_latency(model.cpu(), cpu_example, batch_sizes=BATCH_SIZES, runtimes=("torch",),
+                                min_seconds=latency_seconds)
+    for row in rows:
+        latency.setdefault(row.runtime, {})[str(row.batch_size)] = row.median_ms
+    return {"accuracy": accuracy,
+            "macs": macs if macs is not None else count_ops(model.cpu(), (cpu_example,)).macs,
+            "params": sum(p.numel() for p in model.parameters()),
+            "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
+            "size_bytes": Path(onnx_path).stat().st_size, "latency_ms": latency,
+            "runtime": "onnxruntime int8" if int8 else "pytorch / onnxruntime fp32"}

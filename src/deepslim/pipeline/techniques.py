@@ -1,0 +1,126 @@
+"""The techniques a recipe stage can name, each a config class and a function applying it.
+
+An ``apply`` function edits ``ctx.model`` in place (or replaces it) and returns details for
+the stage record. Fine-tuning is the runner's job, except for QAT where training is the
+technique; ``ctx.finetune_callbacks`` holds what a fine-tune must keep (masks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..core import Config
+from ..lowrank import Factorization, factorize_
+from ..prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, prune_
+from ..prune.masks import KeepMasked
+from ..prune.sensitivity import prune_to_budget, sensitivity_scan
+from ..quantize import PTQConfig, export_int8, quantize_
+from ..train.batchnorm import recalibrate_batchnorm_
+
+INT8_FILE = "model.int8.onnx"
+
+
+@dataclass
+class SensitivityPruning(Config):
+    """Channel pruning to ``mac_ratio`` of the MACs with per-layer ratios from a sensitivity scan."""
+
+    mac_ratio: float = 0.5
+    ratios: tuple = (0.25, 0.5, 0.75, 0.9)
+    importance: str = "l2"
+
+    def __post_init__(self):
+        self.check_range("mac_ratio", 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        for r in self.ratios:
+            if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < 1:
+                from ..core import DeepslimError
+
+                raise DeepslimError(f"SensitivityPruning.ratios holds {r!r}", hint="ratios lie in (0, 1)")
+
+
+@dataclass
+class QAT(PTQConfig):
+    """Quantization-aware training (LSQ), then int8 export; epochs and lr come from ``finetune``."""
+
+
+@dataclass
+class StageContext:
+    model: nn.Module
+    data: object                 # DataSplits
+    example: torch.Tensor        # one input batch on the device
+    device: torch.device
+    stage_dir: Path
+    calibration: torch.Tensor    # training images for BN re-estimation and int8 calibration
+    train: Callable | None = None  # train(model, extra_callbacks) runs the stage's fine-tune config
+    finetune_callbacks: list = field(default_factory=list)
+    int8_path: Path | None = None
+
+
+def _prune(ctx: StageContext, config: Config) -> dict:
+    sample = (ctx.data.train.images[:64].to(ctx.device), ctx.data.train.labels[:64].to(ctx.device))
+    plan = prune_(ctx.model, config, example_inputs=ctx.example, data=sample)
+    if plan.structured:
+        recalibrate_batchnorm_(ctx.model, ctx.calibration)
+    else:
+        ctx.finetune_callbacks.append(KeepMasked(plan.masks))
+    return {"plan": plan.to_dict()}
+
+
+def _sensitivity_prune(ctx: StageContext, config: SensitivityPruning) -> dict:
+    scan = sensitivity_scan(ctx.model, ctx.data.val, ctx.example, ratios=config.ratios, importance=config.importance,
+                            calibration_images=ctx.calibration)
+    ratios, plan = prune_to_budget(ctx.model, scan, config.mac_ratio * scan.baseline_macs, ctx.example,
+                                   importance=config.importance)
+    recalibrate_batchnorm_(ctx.model, ctx.calibration)
+    return {"ratios": ratios, "plan": plan.to_dict()}
+
+
+def _factorize(ctx: StageContext, config: Factorization) -> dict:
+    plan = factorize_(ctx.model, config, ctx.example, val_data=ctx.data.val)
+    recalibrate_batchnorm_(ctx.model, ctx.calibration)
+    return {"plan": plan.to_dict()}
+
+
+def _quantize(ctx: StageContext, config: PTQConfig) -> dict:
+    ctx.int8_path = ctx.stage_dir / INT8_FILE
+    info = export_int8(ctx.model, ctx.calibration, ctx.int8_path, config)
+    ctx.model = quantize_(ctx.model, config, ctx.calibration)  # the reloadable PyTorch twin
+    return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}}
+
+
+def _qat(ctx: StageContext, config: QAT) -> dict:
+    from ..quantize.qat import prepare_qat, qat_export_config, strip_qat
+
+    qat = prepare_qat(ctx.model, ctx.calibration, config=config)
+    ctx.train(qat, [])
+    ctx.int8_path = ctx.stage_dir / INT8_FILE
+    info = export_int8(strip_qat(qat).cpu(), ctx.calibration, ctx.int8_path, qat_export_config(config))
+    ctx.model = qat.eval()
+    return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, "trained": True}
+
+
+@dataclass
+class Technique:
+    config: type
+    apply: Callable[[StageContext, Config], dict]
+    summary: str
+    final: bool = False        # produces the deployed int8 model: must be the last stage
+    trains_itself: bool = False
+
+
+TECHNIQUES: dict[str, Technique] = {
+    "channel_pruning": Technique(ChannelPruning, _prune, "remove channels for real (uniform or per-layer ratio)"),
+    "sensitivity_pruning": Technique(SensitivityPruning, _sensitivity_prune,
+                                     "channel pruning to a MAC ratio with per-layer ratios from a sensitivity scan"),
+    "magnitude_pruning": Technique(MagnitudePruning, _prune, "zero the smallest weights (no speed-up claimed)"),
+    "random_pruning": Technique(RandomPruning, _prune, "zero random weights (a control)"),
+    "nm_sparsity": Technique(NMSparsity, _prune, "keep n of every m weights (no speed-up on CPU runtimes)"),
+    "factorize": Technique(Factorization, _factorize, "low-rank factorization (svd, spatial, tucker)"),
+    "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime", final=True),
+    "qat": Technique(QAT, _qat, "quantization-aware training, then int8 for ONNX Runtime", final=True,
+                     trains_itself=True),
+}

@@ -1,0 +1,123 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import deepslim
+from deepslim.core import DeepslimError
+from deepslim.pipeline import compress, parse_recipe
+from deepslim.pipeline import techniques as techniques_module
+from deepslim.testing import tiny_data
+
+RECIPE = """name: tiny
+stages:
+  - technique: channel_pruning
+    ratio: 0.3
+    finetune: {epochs: 1, lr: 0.02, batch_size: 32, distill: true}
+  - technique: quantize
+"""
+KEYS = {"accuracy", "macs", "params", "size_bytes", "latency_ms"}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    data = tiny_data(n_train=200)
+    model = deepslim.create_model("resnet8")
+    deepslim.train(model, data.train, deepslim.TrainConfig(epochs=1, batch_size=32, lr=0.05))
+    return model.eval(), data
+
+
+def test_tiny_recipe_end_to_end(trained, tmp_path):
+    model, data = trained
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    metrics = compress(model, data, parse_recipe(RECIPE), tmp_path / "out", device=torch.device("cpu"),
+                       latency_seconds=0.05)
+    out = tmp_path / "out"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input untouched
+    saved = json.loads((out / "metrics.json").read_text())
+    assert set(saved) >= {"baseline", "stages", "final"} and len(saved["stages"]) == 2
+    for entry in [saved["baseline"], saved["final"], *saved["stages"]]:
+        assert KEYS <= set(entry)
+        assert set(entry["latency_ms"]["onnxruntime"]) == {"1", "64"}
+    assert "torch" in saved["stages"][0]["latency_ms"] and saved["stages"][1]["int8"]
+    assert saved["stages"][0]["macs"] < saved["baseline"]["macs"]
+    assert saved["final"]["size_bytes"] < saved["stages"][0]["size_bytes"]  # int8 is smaller
+    assert (out / "stages" / "01-channel_pruning" / "model" / "metadata.json").is_file()
+    assert (out / "stages" / "02-quantize" / "model.int8.onnx").is_file()
+    reloaded = deepslim.load(out / "model")
+    assert reloaded(data.test.images[:2]).shape == (2, 10)
+    accuracy = deepslim.export.evaluate_onnx(out / "model.onnx", data.test)["accuracy"]
+    assert accuracy == pytest.approx(metrics["final"]["accuracy"])
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "http" not in page.replace("http-equiv", "")
+    with pytest.raises(DeepslimError, match="already holds a finished compression run"):
+        compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"))
+
+
+def test_failed_stage_keeps_earlier_stages_and_resume_skips_them(trained, tmp_path, monkeypatch):
+    model, data = trained
+    out = tmp_path / "out"
+    original = techniques_module.TECHNIQUES["quantize"].apply
+
+    def interrupted(ctx, config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(techniques_module.TECHNIQUES["quantize"], "apply", interrupted)
+    with pytest.raises(DeepslimError, match=r"interrupted during stage 2 \(quantize\)"):
+        compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05)
+    first = json.loads((out / "metrics.json").read_text())["stages"][0]
+    assert json.loads((out / "state.json").read_text())["finished"] == ["channel_pruning"]
+
+    def broken(ctx, config):
+        raise DeepslimError("calibration went wrong")
+
+    monkeypatch.setattr(techniques_module.TECHNIQUES["quantize"], "apply", broken)
+    with pytest.raises(DeepslimError, match=r"stage 2 \(quantize\) failed: calibration went wrong"):
+        compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05)
+    monkeypatch.setattr(techniques_module.TECHNIQUES["quantize"], "apply", original)
+    metrics = compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05)
+    assert metrics["stages"][0] == first  # stage 1 was not run again
+    with pytest.raises(DeepslimError, match="different recipe"):
+        other = tmp_path / "other"
+        compress(model, data, parse_recipe(RECIPE), other, device=torch.device("cpu"), latency_seconds=0.05)
+        state = json.loads((other / "state.json").read_text())
+        state["done"] = False
+        (other / "state.json").write_text(json.dumps(state))
+        compress(model, data, parse_recipe(RECIPE.replace("0.3", "0.4")), other, device=torch.device("cpu"))
+
+
+def test_resume_after_kill(synthetic_run, tmp_path):
+    """A real SIGKILL during stage 2; rerunning the same command resumes after stage 1."""
+    source = synthetic_run("resnet8")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - technique: channel_pruning\n    ratio: 0.3\n"
+                      "  - technique: magnitude_pruning\n    sparsity: 0.5\n    finetune: {epochs: 30, batch_size: 32}\n")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "deepslim", "--quiet", "compress", str(source), "--recipe", str(recipe),
+               "--out", str(out), "--subset", "256", "--latency-seconds", "0.05"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    state = out / "state.json"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["finished"] == ["channel_pruning"]:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state.read_text()) == {"recipe_digest": json.loads(state.read_text())["recipe_digest"],
+                                             "finished": ["channel_pruning"], "done": False}
+    first = json.loads((out / "metrics.json").read_text())["stages"][0]
+    result = subprocess.run([c for c in command if c != "--quiet"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "resuming after stage 1 (channel_pruning)" in result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stages"][0] == first and len(metrics["stages"]) == 2 and "final" in metrics
+    assert not list((out / "stages").glob("*.partial"))
