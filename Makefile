@@ -6,7 +6,7 @@ TORCH_VERSION := 2.13.0
 # pytest workers: the suite is CPU-bound; two workers suit the 2-core machines we run on.
 TEST_WORKERS ?= 2
 
-.PHONY: venv data test demo clean help
+.PHONY: venv data browser test demo clean help
 
 help:
 	@echo "make demo   set up .venv, get Fashion-MNIST, run the demo into runs/demo/"
@@ -24,7 +24,10 @@ venv: $(VENV)/.installed
 data:
 	@sh scripts/ensure_data.sh
 
-test: venv data
+browser:
+	@sh scripts/ensure_browser.sh
+
+test: venv data browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: venv data

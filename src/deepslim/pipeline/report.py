@@ -136,6 +136,13 @@ Size: the stage's ONNX file.</p>
 {images}
 <h2>Environment</h2>
 <table>{env}</table>
+<script>
+// For automated checks (headless Chromium): how many plots decoded into real images.
+window.addEventListener("load", function () {{
+  var ok = Array.prototype.filter.call(document.images, function (i) {{ return i.complete && i.naturalWidth > 0; }});
+  document.body.setAttribute("data-plots-loaded", String(ok.length));
+}});
+</script>
 </body></html>
 """
 
