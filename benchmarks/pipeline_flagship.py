@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import markdown_table, write_json  # noqa: E402
 
 from deepslim.cli.main import main as deepslim_main  # noqa: E402
+from deepslim.pipeline.report import speedups  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,8 +53,12 @@ def main() -> int:
                           "ORT b64 ms", "b64 speed-up", "torch b1 ms", "stage s"], rows))
     final = metrics["final"]
     lost = base["accuracy"] - final["accuracy"]
-    speed1 = base["latency_ms"]["onnxruntime"]["1"] / final["latency_ms"]["onnxruntime"]["1"]
-    speed64 = base["latency_ms"]["onnxruntime"]["64"] / final["latency_ms"]["onnxruntime"]["64"]
+    speed1, speed64 = speedups(metrics)
+    interleaved = final.get("speedup_vs_baseline", {}).get("onnxruntime", {})
+    if interleaved:
+        print("\ninterleaved final vs baseline on onnxruntime: " + "; ".join(
+            f"batch {bs}: {r['speedup']:.2f}x [{r['speedup_min']:.2f}-{r['speedup_max']:.2f}] "
+            f"({r['baseline_ms']:.3f} -> {r['candidate_ms']:.3f} ms)" for bs, r in interleaved.items()))
     print(f"\naccuracy lost {lost:.2f} points (target <= 0.5: {'met' if lost <= 0.5 else 'NOT met'}); "
           f"onnxruntime batch 1 {speed1:.2f}x (target >= 4: {'met' if speed1 >= 4 else 'NOT met'}); "
           f"batch 64 {speed64:.2f}x; total stage time {sum(s['seconds'] for s in metrics['stages']) / 60:.1f} min; "

@@ -46,6 +46,7 @@ def test_tiny_recipe_end_to_end(trained, tmp_path):
         assert KEYS <= set(entry)
         assert set(entry["latency_ms"]["onnxruntime"]) == {"1", "64"}
     assert "torch" in saved["stages"][0]["latency_ms"] and saved["stages"][1]["int8"]
+    assert set(saved["final"]["speedup_vs_baseline"]["onnxruntime"]) == {"1", "64"}
     assert saved["stages"][0]["macs"] < saved["baseline"]["macs"]
     assert saved["final"]["size_bytes"] < saved["stages"][0]["size_bytes"]  # int8 is smaller
     assert (out / "stages" / "01-channel_pruning" / "model" / "metadata.json").is_file()
