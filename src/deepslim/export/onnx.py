@@ -14,8 +14,12 @@ from ..core import DeepslimError
 from .files import write_atomic
 
 
-def onnx_session(path: str | Path, *, threads: int | None = None, device: str = "cpu"):
+def onnx_session(path: str | Path, *, threads: int | None = None, device: str = "cpu", spinning: bool = True):
     """An ONNX Runtime ``InferenceSession`` (CPU unless ``device='cuda'`` and the CUDA provider exists).
+
+    ``spinning=False`` stops idle intra-op threads from busy-waiting: needed when two sessions
+    take turns on the same cores (interleaved A/B timing), where one session's spinning threads
+    otherwise steal the other's cores.
 
     Example:
         >>> session = onnx_session("model.onnx", threads=2)       # doctest: +SKIP
@@ -27,6 +31,8 @@ def onnx_session(path: str | Path, *, threads: int | None = None, device: str = 
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")

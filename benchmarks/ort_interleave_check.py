@@ -1,0 +1,71 @@
+"""How two ONNX Runtime sessions timed in turns disturb each other (why compare_latency turns spinning off).
+
+For a baseline and a candidate ONNX file: batch-1 and batch-64 median latency of each timed
+alone (spinning on, ORT's default), interleaved with spinning on, and interleaved with
+spinning off (what ``deepslim.profiling.compare_latency`` does since 2026-11-26).
+
+    .venv/bin/python benchmarks/ort_interleave_check.py BASE.onnx CANDIDATE.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from deepslim.export.onnx import onnx_session
+
+
+def _runner(path, batch: int, spinning: bool):
+    session = onnx_session(path, threads=2, spinning=spinning)
+    feed = {session.get_inputs()[0].name: np.random.randn(batch, 1, 28, 28).astype(np.float32)}
+    return lambda: session.run(None, feed)
+
+
+def alone(run, seconds: float) -> float:
+    for _ in range(20):
+        run()
+    times, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def interleaved(runs, seconds: float, calls: int = 5) -> tuple[float, float, float]:
+    for run in runs:
+        for _ in range(20):
+            run()
+    a, b, end = [], [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for run, acc in zip(runs, (a, b)):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                run()
+            acc.append((time.perf_counter() - t0) * 1000 / calls)
+    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("baseline")
+    parser.add_argument("candidate")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    print("| batch | mode | baseline ms | candidate ms | speed-up |\n|---|---|---|---|---|")
+    for batch in (1, 64):
+        base, cand = alone(_runner(args.baseline, batch, True), args.seconds), alone(_runner(args.candidate, batch, True), args.seconds)
+        print(f"| {batch} | each alone, spinning | {base:.3f} | {cand:.3f} | {base / cand:.2f}x |")
+        for spinning in (True, False):
+            runs = [_runner(args.baseline, batch, spinning), _runner(args.candidate, batch, spinning)]
+            b, c, ratio = interleaved(runs, args.seconds)
+            print(f"| {batch} | interleaved, spinning {'on' if spinning else 'off'} | {b:.3f} | {c:.3f} | {ratio:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
