@@ -122,3 +122,23 @@ def test_resume_after_kill(synthetic_run, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["stages"][0] == first and len(metrics["stages"]) == 2 and "final" in metrics
     assert not list((out / "stages").glob("*.partial"))
+
+
+def test_factorize_sensitivity_and_qat_stages(trained, tmp_path):
+    model, data = trained
+    recipe = parse_recipe("""stages:
+  - technique: factorize
+    mac_ratio: 0.7
+    finetune: {epochs: 1, batch_size: 32}
+  - technique: sensitivity_pruning
+    mac_ratio: 0.8
+    ratios: [0.5]
+  - technique: qat
+    finetune: {epochs: 1, batch_size: 32, lr: 0.005, distill: true}
+""")
+    metrics = compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.05)
+    factorized, pruned, qat = metrics["stages"]
+    assert factorized["macs"] <= 0.7 * metrics["baseline"]["macs"]
+    assert pruned["macs"] <= 0.8 * factorized["macs"] * 1.001
+    assert qat["int8"] and (tmp_path / "out" / "stages" / "03-qat" / "model.int8.onnx").is_file()
+    assert deepslim.load(tmp_path / "out" / "model")(data.test.images[:2]).shape == (2, 10)
