@@ -3,25 +3,43 @@
 from __future__ import annotations
 
 import json
-import platform
 from datetime import date
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import torch
+from deepslim.profiling.latency import environment as runtime_environment
 
-from deepslim.profiling.latency import cpu_description
+SPEEDUP_HEADERS = [f"{runtime} b{bs} speed-up [min-max]" for runtime in ("torch", "onnxruntime") for bs in (1, 64)]
 
 
 def environment() -> dict:
-    env = {"date": str(date.today()), "python": platform.python_version(), **cpu_description()}
-    for pkg in ("torch", "onnxruntime", "onnx", "torch-pruning", "deepslim"):
-        try:
-            env[pkg] = version(pkg)
-        except PackageNotFoundError:
-            env[pkg] = "not installed"
-    env["torch_threads"] = torch.get_num_threads()
-    return env
+    return {"date": str(date.today()), **runtime_environment()}
+
+
+def speedup_cells(latency: list[dict]) -> list[str]:
+    """The SPEEDUP_HEADERS cells of a row's compare_latency results (blank where not timed)."""
+    cells = []
+    for runtime in ("torch", "onnxruntime"):
+        for bs in (1, 64):
+            c = next((c for c in latency if c["runtime"] == runtime and c["batch_size"] == bs), None)
+            cells.append(f"{c['speedup']:.2f}x [{c['speedup_min']:.2f}-{c['speedup_max']:.2f}]" if c else "")
+    return cells
+
+
+def uniform_to_budget(model, budget: float, example) -> float:
+    """Smallest uniform L2 channel-pruning ratio whose measured MACs fit ``budget`` (bisection)."""
+    import copy
+
+    from deepslim.prune import ChannelPruning, prune_
+
+    low, high, best = 0.0, 0.95, None
+    for _ in range(14):
+        mid = (low + high) / 2
+        plan = prune_(copy.deepcopy(model), ChannelPruning(ratio=mid, importance="l2"), example_inputs=example)
+        if plan.macs_after <= budget:
+            best, high = mid, mid
+        else:
+            low = mid
+    return best
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

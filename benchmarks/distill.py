@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from common import environment, markdown_table, write_json  # noqa: E402
+from common import environment, markdown_table, uniform_to_budget, write_json  # noqa: E402
 
 import deepslim  # noqa: E402
 from deepslim.core import log  # noqa: E402
@@ -58,18 +58,6 @@ def student_runs(data, teacher, args) -> list[dict]:
                      "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                      "seconds_per_run": statistics.mean(seconds)})
     return rows
-
-
-def uniform_to_budget(model, budget: float, example) -> float:
-    low, high, best = 0.0, 0.95, None
-    for _ in range(14):
-        mid = (low + high) / 2
-        plan = prune_(copy.deepcopy(model), ChannelPruning(ratio=mid, importance="l2"), example_inputs=example)
-        if plan.macs_after <= budget:
-            best, high = mid, mid
-        else:
-            low = mid
-    return best
 
 
 def pruned_recovery(data, teacher, args) -> list[dict]:

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from common import environment, markdown_table, write_json  # noqa: E402
+from common import SPEEDUP_HEADERS, environment, markdown_table, speedup_cells, write_json  # noqa: E402
 
 import deepslim  # noqa: E402
 from deepslim.core import log  # noqa: E402
@@ -92,18 +92,12 @@ def main() -> int:
             log(f"{row['name']}: {before_ft:.2f}% -> {tuned:.2f}% after fine-tune (energy kept {energy:.3f})")
             results.append(row)
 
-    headers = ["model", "test acc %", "before FT", "MACs (M)", "energy kept"]
-    for runtime in ("torch", "onnxruntime"):
-        for bs in (1, 64):
-            headers.append(f"{runtime} b{bs} speed-up [min-max]")
+    headers = ["model", "test acc %", "before FT", "MACs (M)", "energy kept", *SPEEDUP_HEADERS]
     rows = []
     for r in results:
         row = [r["name"], f"{r['accuracy']:.2f}", f"{r.get('accuracy_before_finetune', r['accuracy']):.2f}",
                f"{r['macs'] / 1e6:.2f}", f"{r['energy_kept']:.3f}" if "energy_kept" in r else ""]
-        for runtime in ("torch", "onnxruntime"):
-            for bs in (1, 64):
-                c = next((c for c in r.get("latency", []) if c["runtime"] == runtime and c["batch_size"] == bs), None)
-                row.append(f"{c['speedup']:.2f}x [{c['speedup_min']:.2f}-{c['speedup_max']:.2f}]" if c else "")
+        row += speedup_cells(r.get("latency", []))
         rows.append(row)
     print(markdown_table(headers, rows))
     env = environment()

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from common import environment, markdown_table, write_json  # noqa: E402
+from common import SPEEDUP_HEADERS, environment, markdown_table, speedup_cells, uniform_to_budget, write_json  # noqa: E402
 
 import deepslim  # noqa: E402
 from deepslim.core import log  # noqa: E402
@@ -31,21 +31,6 @@ from deepslim.profiling import compare_latency  # noqa: E402
 from deepslim.profiling.counting import count_ops  # noqa: E402
 from deepslim.prune import ChannelPruning, prune_, prune_to_budget, sensitivity_scan  # noqa: E402
 from deepslim.train import TrainConfig, Trainer, evaluate, recalibrate_batchnorm_  # noqa: E402
-
-
-def uniform_to_budget(model, budget: float, example) -> tuple[float, object]:
-    """Smallest uniform ratio whose measured MACs fit the budget (bisection)."""
-    low, high, best = 0.0, 0.95, None
-    for _ in range(14):
-        mid = (low + high) / 2
-        trial = copy.deepcopy(model)
-        plan = prune_(trial, ChannelPruning(ratio=mid, importance="l2"), example_inputs=example)
-        if plan.macs_after <= budget:
-            best, high = mid, mid
-        else:
-            low = mid
-    plan = prune_(model, ChannelPruning(ratio=best, importance="l2"), example_inputs=example)
-    return best, plan
 
 
 def main() -> int:
@@ -79,7 +64,8 @@ def main() -> int:
                 ratios, plan = prune_to_budget(model, scan, budget, example)
                 detail = {k: round(v, 3) for k, v in ratios.items()}
             else:
-                ratio, plan = uniform_to_budget(model, budget, example)
+                ratio = uniform_to_budget(base, budget, example)
+                plan = prune_(model, ChannelPruning(ratio=ratio, importance="l2"), example_inputs=example)
                 detail = {"uniform_ratio": round(ratio, 3)}
             recalibrate_batchnorm_(model, calibration)
             pruned_acc = evaluate(model, data.test)["accuracy"]
@@ -95,18 +81,12 @@ def main() -> int:
             log(f"{row['name']}: {pruned_acc:.2f}% -> {tuned_acc:.2f}% after fine-tune")
             results.append(row)
 
-    headers = ["model", "test acc %", "before FT", "MACs (M)", "params (k)"]
-    for runtime in ("torch", "onnxruntime"):
-        for bs in (1, 64):
-            headers.append(f"{runtime} b{bs} speed-up [min-max]")
+    headers = ["model", "test acc %", "before FT", "MACs (M)", "params (k)", *SPEEDUP_HEADERS]
     rows = []
     for r in results:
         row = [r["name"], f"{r['accuracy']:.2f}", f"{r.get('accuracy_before_finetune', r['accuracy']):.2f}",
                f"{r['macs'] / 1e6:.2f}", f"{r['params'] / 1e3:.0f}"]
-        for runtime in ("torch", "onnxruntime"):
-            for bs in (1, 64):
-                c = next((c for c in r.get("latency", []) if c["runtime"] == runtime and c["batch_size"] == bs), None)
-                row.append(f"{c['speedup']:.2f}x [{c['speedup_min']:.2f}-{c['speedup_max']:.2f}]" if c else "1.00x")
+        row += speedup_cells(r["latency"]) if "latency" in r else ["1.00x"] * len(SPEEDUP_HEADERS)
         rows.append(row)
     print(markdown_table(headers, rows))
     env = environment()

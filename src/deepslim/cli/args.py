@@ -98,3 +98,12 @@ def derived_metadata(source_meta: dict, evaluation: dict, key: str, summary: dic
                        "test_images": evaluation["n"]}
     meta[key] = summary
     return meta
+
+
+def add_derived_output_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """Options every command that writes a compressed copy of a model shares."""
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--out", required=True, type=Path, help=f"folder for the {what}")
+    parser.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    parser.add_argument("--json", action="store_true", help="print JSON")

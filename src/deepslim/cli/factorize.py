@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 from ..core import DeepslimError, log, resolve_device
 from ..data import load_dataset
@@ -13,7 +12,7 @@ from ..export import save
 from ..lowrank import Factorization, ForceRegularization, factorize_
 from ..lowrank.config import METHODS
 from ..train import TrainConfig, Trainer, evaluate, recalibrate_batchnorm_
-from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
+from .args import add_command, add_derived_output_args, check_output_dir, data_options, derived_metadata, print_json
 from .recovery import add_distill_args, recovery_callbacks, teacher_copy
 from .resolve import add_model_source_args, resolve_model
 
@@ -42,11 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune for this many epochs after, default 0")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate of both trainings (SGD, cosine), default 0.01")
     add_distill_args(p)
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--out", required=True, type=Path, help="folder for the factorized model")
-    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_derived_output_args(p, "factorized model")
     p.set_defaults(func=run)
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
 
 from ..core import DeepslimError, log, resolve_device
 from ..data import load_dataset
 from ..export import save
 from ..prune import ChannelPruning, KeepMasked, MagnitudePruning, NMSparsity, RandomPruning, prune_
 from ..train import TrainConfig, Trainer, evaluate
-from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
+from .args import add_command, add_derived_output_args, check_output_dir, data_options, derived_metadata, print_json
 from .recovery import add_distill_args, recovery_callbacks, teacher_copy
 from .resolve import add_model_source_args, resolve_model
 
@@ -34,11 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tune for this many epochs, default 0")
     p.add_argument("--lr", type=float, default=0.01, help="fine-tune learning rate (SGD, cosine), default 0.01")
     add_distill_args(p)
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--out", required=True, type=Path, help="folder for the pruned model")
-    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_derived_output_args(p, "pruned model")
     p.set_defaults(func=run)
 
 

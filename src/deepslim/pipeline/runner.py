@@ -28,7 +28,7 @@ from ..distill import KD, Distillation
 from ..export import export_onnx, load, save
 from ..export.files import write_atomic, write_json_atomic
 from ..profiling.counting import count_ops
-from ..profiling.latency import compare_latency
+from ..profiling.latency import compare_latency, environment
 from ..prune.masks import KeepMasked, MaskSet
 from ..train import TrainConfig, Trainer
 from .measure import layer_macs, measure
@@ -37,21 +37,6 @@ from .techniques import TECHNIQUES, StageContext
 
 STATE = "state.json"
 METRICS = "metrics.json"
-
-
-def _environment() -> dict:
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    from ..profiling.latency import cpu_description
-
-    env = {"python": platform.python_version(), **cpu_description(), "torch_threads": torch.get_num_threads()}
-    for pkg in ("torch", "onnxruntime", "onnx", "torch-pruning", "deepslim"):
-        try:
-            env[pkg] = version(pkg)
-        except PackageNotFoundError:
-            env[pkg] = "not installed"
-    return env
 
 
 def prepare_output(out: Path, recipe: Recipe, overwrite: bool) -> dict:
@@ -116,7 +101,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
     if "baseline" not in metrics:
         log("measuring the baseline (full test split, latency on PyTorch and ONNX Runtime)")
         metrics = {"recipe": recipe.name, "description": recipe.description, "source": source,
-                   "environment": _environment(), "stages": []}
+                   "environment": environment(), "stages": []}
         metrics["baseline"] = _measure_float(copy.deepcopy(original).to(device), out / "stages" / "00-baseline",
                                              data, example, latency_seconds, device)
         metrics["baseline"]["layer_macs"] = layer_macs(copy.deepcopy(original).cpu(), example.cpu())

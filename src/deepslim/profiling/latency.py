@@ -241,3 +241,17 @@ def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64),
 def cpu_description() -> dict:
     """CPU model and core count, recorded beside every timing."""
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def environment() -> dict:
+    """Python, CPU and the versions of the packages that decide speed: recorded with every benchmark."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {"python": platform.python_version(), **cpu_description()}
+    for pkg in ("torch", "onnxruntime", "onnx", "torch-pruning", "deepslim"):
+        try:
+            env[pkg] = version(pkg)
+        except PackageNotFoundError:
+            env[pkg] = "not installed"
+    return env
