@@ -1,8 +1,11 @@
-"""How two ONNX Runtime sessions timed in turns disturb each other (why compare_latency turns spinning off).
+"""How two ONNX Runtime sessions timed in turns disturb each other, and what compare_latency does about it.
 
 For a baseline and a candidate ONNX file: batch-1 and batch-64 median latency of each timed
-alone (spinning on, ORT's default), interleaved with spinning on, and interleaved with
-spinning off (what ``deepslim.profiling.compare_latency`` does since 2026-11-26).
+alone (spinning on, ORT's default), in strict turns with spinning on, in turns with spinning
+off (compare_latency's first fix, which adds thread wake-up latency to every call), with
+ORT's ``session.force_spinning_stop`` (spinning within a call only), and in turns with
+spinning on where each turn starts with a pause longer than ORT's spin window and 2
+untimed calls (what ``deepslim.profiling.compare_latency`` does now: 100 ms).
 
     .venv/bin/python benchmarks/ort_interleave_check.py BASE.onnx CANDIDATE.onnx
 """
@@ -17,10 +20,11 @@ import time
 import numpy as np
 
 from deepslim.export.onnx import onnx_session
+from deepslim.profiling.latency import _take_turn
 
 
-def _runner(path, batch: int, spinning: bool):
-    session = onnx_session(path, threads=2, spinning=spinning)
+def _runner(path, batch: int, spinning: bool, stop_between_runs: bool = False):
+    session = onnx_session(path, threads=2, spinning=spinning, stop_spinning_between_runs=stop_between_runs)
     feed = {session.get_inputs()[0].name: np.random.randn(batch, 1, 28, 28).astype(np.float32)}
     return lambda: session.run(None, feed)
 
@@ -36,17 +40,15 @@ def alone(run, seconds: float) -> float:
     return statistics.median(times)
 
 
-def interleaved(runs, seconds: float, calls: int = 5) -> tuple[float, float, float]:
+def interleaved(runs, seconds: float, calls: int = 5, settle_ms: float = 0.0,
+                settle_calls: int = 0) -> tuple[float, float, float]:
     for run in runs:
         for _ in range(20):
             run()
     a, b, end = [], [], time.perf_counter() + seconds
     while time.perf_counter() < end:
         for run, acc in zip(runs, (a, b)):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                run()
-            acc.append((time.perf_counter() - t0) * 1000 / calls)
+            acc.append(_take_turn(run, calls, settle_ms, settle_calls))
     return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
 
 
@@ -64,6 +66,14 @@ def main() -> int:
             runs = [_runner(args.baseline, batch, spinning), _runner(args.candidate, batch, spinning)]
             b, c, ratio = interleaved(runs, args.seconds)
             print(f"| {batch} | interleaved, spinning {'on' if spinning else 'off'} | {b:.3f} | {c:.3f} | {ratio:.2f}x |")
+        runs = [_runner(args.baseline, batch, True, True), _runner(args.candidate, batch, True, True)]
+        b, c, ratio = interleaved(runs, args.seconds)
+        print(f"| {batch} | interleaved, force_spinning_stop | {b:.3f} | {c:.3f} | {ratio:.2f}x |")
+        for pause in (5, 20, 100):
+            runs = [_runner(args.baseline, batch, True), _runner(args.candidate, batch, True)]
+            b, c, ratio = interleaved(runs, args.seconds, calls=max(5, int(25 / min(base, cand))), settle_ms=pause, settle_calls=2)
+            print(f"| {batch} | turns of >= 25 ms after a {pause} ms pause + 2 untimed calls, spinning on "
+                  f"| {b:.3f} | {c:.3f} | {ratio:.2f}x |")
     return 0
 
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 import deepslim
 
@@ -24,6 +25,17 @@ def test_channel_prune_with_finetune(cli, trained, tmp_path):
     assert json.loads(out)["accuracy"] == pytest.approx(result["accuracy_after"])
 
 
+def test_adaptive_prune_meets_the_mac_ratio(cli, trained, tmp_path):
+    code, out, _ = cli("prune", trained, "--method", "adaptive", "--mac-ratio", "0.6", "--step", "0.2",
+                       "--round-to", "4", "--out", tmp_path / "a", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["macs_after"] <= 0.6 * result["macs_before"]
+    assert result["adaptive"]["macs"] == result["macs_after"] and result["adaptive"]["history"]
+    model = deepslim.load(tmp_path / "a")
+    widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w % 4 == 0 for w in widths)
+
+
 def test_magnitude_prune_shrinks_the_file(cli, trained, tmp_path):
     code, out, _ = cli("prune", trained, "--method", "magnitude", "--sparsity", "0.9", "--out", tmp_path / "s", "--json")
     assert code == 0
@@ -34,6 +46,7 @@ def test_magnitude_prune_shrinks_the_file(cli, trained, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (("--ratio", "1.5"), "out of range"),
     (("--method", "nm", "--n", "5", "--m", "4"), "NMSparsity.n"),
+    (("--method", "adaptive", "--mac-ratio", "1.2"), "--mac-ratio"),
 ])
 def test_prune_bad_input(cli, trained, tmp_path, extra, message):
     code, _, err = cli("prune", trained, "--out", tmp_path / "x", *extra)

@@ -142,3 +142,17 @@ def test_factorize_sensitivity_and_qat_stages(trained, tmp_path):
     assert pruned["macs"] <= 0.8 * factorized["macs"] * 1.001
     assert qat["int8"] and (tmp_path / "out" / "stages" / "03-qat" / "model.int8.onnx").is_file()
     assert deepslim.load(tmp_path / "out" / "model")(data.test.images[:2]).shape == (2, 10)
+
+
+def test_adaptive_pruning_stage(trained, tmp_path):
+    model, data = trained
+    recipe = parse_recipe("""stages:
+  - technique: adaptive_pruning
+    mac_ratio: 0.6
+    step: 0.2
+""")
+    metrics = compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.05)
+    (stage,) = metrics["stages"]
+    assert stage["macs"] <= 0.6 * metrics["baseline"]["macs"]
+    assert stage["details"]["history"][-1]["macs"] == stage["macs"]
+    assert deepslim.load(tmp_path / "out" / "model")(data.test.images[:2]).shape == (2, 10)

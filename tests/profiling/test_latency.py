@@ -38,3 +38,17 @@ def test_compare_latency_reports_ratio_and_spread():
     r = rows[0]
     assert r.rounds >= 5 and r.speedup_min <= r.speedup <= r.speedup_max
     assert r.baseline_ms > 0 and r.candidate_ms > 0
+
+
+def test_compare_latency_on_onnxruntime_takes_settled_turns(monkeypatch):
+    import deepslim.profiling.latency as latency
+
+    turns = []
+    real = latency._take_turn
+    monkeypatch.setattr(latency, "_take_turn", lambda run, calls, ms, n: turns.append((calls, ms, n)) or real(run, calls, ms, n))
+    big, small = deepslim.create_model("resnet8"), deepslim.create_model("lenet5")
+    (row,) = compare_latency(big, small, torch.randn(1, 1, 28, 28), batch_sizes=(1,), runtimes=("onnxruntime",),
+                             min_seconds=0.05, warmup=2, settle_ms=1.0, turn_ms=2.0)
+    assert row.runtime == "onnxruntime" and row.rounds >= 5 and row.speedup_min <= row.speedup <= row.speedup_max
+    timed = [t for t in turns if t[1] > 0]  # the warm-up turns take no pause
+    assert len(timed) == 2 * row.rounds and all(ms == 1.0 and n == 2 and calls >= 5 for calls, ms, n in timed)

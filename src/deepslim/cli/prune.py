@@ -8,23 +8,39 @@ import time
 from ..core import DeepslimError, log, resolve_device
 from ..data import load_dataset
 from ..export import save
-from ..prune import ChannelPruning, KeepMasked, MagnitudePruning, NMSparsity, RandomPruning, prune_
-from ..train import TrainConfig, Trainer, evaluate
+from ..profiling.counting import count_ops
+from ..prune import (
+    ChannelPruning,
+    KeepMasked,
+    MagnitudePruning,
+    NMSparsity,
+    RandomPruning,
+    adaptive_ratios,
+    prune_,
+    prune_adaptive,
+)
+from ..train import TrainConfig, Trainer, evaluate, recalibrate_batchnorm_
 from .args import add_command, add_derived_output_args, check_output_dir, data_options, derived_metadata, print_json
 from .recovery import add_distill_args, recovery_callbacks, teacher_copy
 from .resolve import add_model_source_args, resolve_model
 
-METHODS = ("channel", "magnitude", "random", "nm")
+METHODS = ("channel", "adaptive", "magnitude", "random", "nm")
 
 
 def add_parser(sub) -> None:
     p = add_command(sub, "prune", help="prune a saved model",
                     description="Prune a saved model: 'channel' removes channels for real (a smaller dense model, "
-                                "faster); 'magnitude', 'random' and 'nm' zero weights (stored compactly, no speed-up "
+                                "faster); 'adaptive' also removes channels, with per-layer ratios chosen by measuring "
+                                "whole pruned models step by step until --mac-ratio is met (NetAdapt-style); 'magnitude', 'random' and 'nm' zero weights (stored compactly, no speed-up "
                                 "claimed). Optionally fine-tune, then evaluate on the full test split and save to --out.")
     add_model_source_args(p)
     p.add_argument("--method", choices=METHODS, default="channel", help="default channel")
     p.add_argument("--ratio", type=float, default=0.5, help="channel: fraction of channels removed, default 0.5")
+    p.add_argument("--mac-ratio", type=float, default=0.5,
+                   help="adaptive: fraction of the model's MACs to keep, default 0.5")
+    p.add_argument("--step", type=float, default=0.05,
+                   help="adaptive: MACs removed per step, as a fraction of the original, default 0.05")
+    p.add_argument("--round-to", type=int, help="channel/adaptive: keep channel counts multiples of this (e.g. 8)")
     p.add_argument("--sparsity", type=float, default=0.5, help="magnitude/random: fraction of weights zeroed")
     p.add_argument("--importance", default="l2", help="channel: l1, l2, bn_scale, fpgm, random (default l2)")
     p.add_argument("--global-ranking", action="store_true", help="rank channels / weights across layers")
@@ -38,8 +54,13 @@ def add_parser(sub) -> None:
 
 
 def _config(args):
+    if args.method == "adaptive":
+        if not 0 < args.mac_ratio < 1:
+            raise DeepslimError(f"--mac-ratio {args.mac_ratio} must lie in (0, 1)", hint="e.g. --mac-ratio 0.25")
+        return ChannelPruning(ratio=0.0, importance=args.importance)  # per-layer ratios are found below
     if args.method == "channel":
-        return ChannelPruning(ratio=args.ratio, importance=args.importance, global_ranking=args.global_ranking)
+        return ChannelPruning(ratio=args.ratio, importance=args.importance, global_ranking=args.global_ranking,
+                              round_to=args.round_to)
     scope = "global" if args.global_ranking else "layer"
     if args.method == "magnitude":
         return MagnitudePruning(sparsity=args.sparsity, scope=scope)
@@ -66,7 +87,17 @@ def run(args) -> int:
     started = time.perf_counter()
     teacher = teacher_copy(args, model)
     sample = (data.train.images[:64].to(device), data.train.labels[:64].to(device))
-    plan = prune_(model, config, example_inputs=example, data=sample)
+    adaptive = None
+    if args.method == "adaptive":
+        macs = count_ops(model, (example,)).macs
+        adaptive = adaptive_ratios(model, data.val, args.mac_ratio * macs, example, step=args.step,
+                                   importance=args.importance, round_to=args.round_to, calibration_images=data.train.images[:2048].to(device))
+        plan = prune_adaptive(model, adaptive, example, importance=args.importance)
+        config = plan.config
+    else:
+        plan = prune_(model, config, example_inputs=example, data=sample)
+    if plan.structured:
+        recalibrate_batchnorm_(model, data.train.images[:2048].to(device))
     history = []
     if args.finetune_epochs:
         callbacks = ([] if plan.structured else [KeepMasked(plan.masks)]) + \
@@ -76,6 +107,7 @@ def run(args) -> int:
     after = evaluate(model, data.test, device=device, desc="test (after)")
     seconds = time.perf_counter() - started
     summary = {"method": args.method, "config": config.to_dict(), "finetune_epochs": args.finetune_epochs,
+               **({"adaptive": adaptive.to_dict()} if adaptive else {}),
                "distilled": teacher is not None and args.finetune_epochs > 0,
                "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
                "params_before": plan.params_before, "params_after": plan.params_after,

@@ -14,12 +14,14 @@ from ..core import DeepslimError
 from .files import write_atomic
 
 
-def onnx_session(path: str | Path, *, threads: int | None = None, device: str = "cpu", spinning: bool = True):
+def onnx_session(path: str | Path, *, threads: int | None = None, device: str = "cpu", spinning: bool = True,
+                 stop_spinning_between_runs: bool = False):
     """An ONNX Runtime ``InferenceSession`` (CPU unless ``device='cuda'`` and the CUDA provider exists).
 
     ``spinning=False`` stops idle intra-op threads from busy-waiting: needed when two sessions
     take turns on the same cores (interleaved A/B timing), where one session's spinning threads
-    otherwise steal the other's cores.
+    otherwise steal the other's cores. ``stop_spinning_between_runs`` keeps spinning within a
+    call but stops it when the call returns (ORT's ``session.force_spinning_stop``).
 
     Example:
         >>> session = onnx_session("model.onnx", threads=2)       # doctest: +SKIP
@@ -33,6 +35,8 @@ def onnx_session(path: str | Path, *, threads: int | None = None, device: str = 
         options.inter_op_num_threads = 1
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if stop_spinning_between_runs:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")

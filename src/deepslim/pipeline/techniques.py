@@ -16,7 +16,8 @@ from torch import nn
 
 from ..core import Config
 from ..lowrank import Factorization, factorize_
-from ..prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, prune_
+from ..profiling.counting import count_ops
+from ..prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, adaptive_ratios, prune_, prune_adaptive
 from ..prune.masks import KeepMasked
 from ..prune.sensitivity import prune_to_budget, sensitivity_scan
 from ..quantize import PTQConfig, export_int8, quantize_
@@ -40,6 +41,24 @@ class SensitivityPruning(Config):
                 from ..core import DeepslimError
 
                 raise DeepslimError(f"SensitivityPruning.ratios holds {r!r}", hint="ratios lie in (0, 1)")
+
+
+@dataclass
+class AdaptivePruning(Config):
+    """Channel pruning to ``mac_ratio`` of the MACs, per-layer ratios chosen by measuring whole pruned models."""
+
+    mac_ratio: float = 0.5
+    step: float = 0.05
+    importance: str = "l2"
+    max_ratio: float = 0.9
+    round_to: int | None = None
+
+    def __post_init__(self):
+        if self.round_to is not None:
+            self.check_range("round_to", 1, None, integer=True)
+        self.check_range("mac_ratio", 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        self.check_range("step", 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        self.check_range("max_ratio", 0.0, 1.0, low_inclusive=False, high_inclusive=False)
 
 
 @dataclass
@@ -79,6 +98,16 @@ def _sensitivity_prune(ctx: StageContext, config: SensitivityPruning) -> dict:
     return {"ratios": ratios, "plan": plan.to_dict()}
 
 
+def _adaptive_prune(ctx: StageContext, config: AdaptivePruning) -> dict:
+    macs = count_ops(ctx.model, (ctx.example,)).macs
+    result = adaptive_ratios(ctx.model, ctx.data.val, config.mac_ratio * macs, ctx.example, step=config.step,
+                             importance=config.importance, max_ratio=config.max_ratio,
+                             round_to=config.round_to, calibration_images=ctx.calibration)
+    plan = prune_adaptive(ctx.model, result, ctx.example, importance=config.importance)
+    recalibrate_batchnorm_(ctx.model, ctx.calibration)
+    return {"ratios": result.ratios, "history": result.history, "plan": plan.to_dict()}
+
+
 def _factorize(ctx: StageContext, config: Factorization) -> dict:
     plan = factorize_(ctx.model, config, ctx.example, val_data=ctx.data.val)
     recalibrate_batchnorm_(ctx.model, ctx.calibration)
@@ -116,6 +145,8 @@ TECHNIQUES: dict[str, Technique] = {
     "channel_pruning": Technique(ChannelPruning, _prune, "remove channels for real (uniform or per-layer ratio)"),
     "sensitivity_pruning": Technique(SensitivityPruning, _sensitivity_prune,
                                      "channel pruning to a MAC ratio with per-layer ratios from a sensitivity scan"),
+    "adaptive_pruning": Technique(AdaptivePruning, _adaptive_prune,
+                                  "channel pruning to a MAC ratio, per-layer ratios found by measuring whole models"),
     "magnitude_pruning": Technique(MagnitudePruning, _prune, "zero the smallest weights (no speed-up claimed)"),
     "random_pruning": Technique(RandomPruning, _prune, "zero random weights (a control)"),
     "nm_sparsity": Technique(NMSparsity, _prune, "keep n of every m weights (no speed-up on CPU runtimes)"),

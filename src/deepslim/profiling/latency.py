@@ -168,6 +168,29 @@ def measure_latency(model_or_onnx_path, example_inputs, *, batch_sizes=(1, 64), 
     return results
 
 
+def _take_turn(run: Callable[[], None], calls: int, settle_ms: float, settle_calls: int) -> float:
+    """Mean ms per call over ``calls`` timed calls, after a pause and untimed calls.
+
+    Two ONNX Runtime sessions each own a thread pool whose idle threads busy-wait after a
+    call (ORT's default, kept because deployments run with it) for tens of milliseconds
+    (2^20 spin iterations). Timed in strict A B A B turns, the idle session's spinners took
+    cores from the other's calls (the flagship's batch-1 time rose from 0.52 ms alone to
+    1.48 ms); turning spinning off instead adds a thread wake-up to every call (0.77 ms).
+    A pause longer than the spin window lets the previous session's threads go to sleep and
+    the untimed calls wake this session's pool, so each turn sees the model as it runs alone
+    (``benchmarks/ort_interleave_check.py``: 0.56 ms and 0.12 ms turn by turn against 0.52
+    and 0.11 ms alone).
+    """
+    if settle_ms:
+        time.sleep(settle_ms / 1000.0)
+    for _ in range(settle_calls):
+        run()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        run()
+    return (time.perf_counter() - t0) * 1000.0 / calls
+
+
 @dataclass
 class LatencyComparison:
     runtime: str
@@ -186,12 +209,16 @@ class LatencyComparison:
 
 def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64), runtimes=RUNTIMES,
                     threads: int | None = None, warmup: int = 10, min_seconds: float = 1.0,
-                    calls_per_round: int = 5) -> list[LatencyComparison]:
+                    calls_per_round: int = 5, settle_ms: float = 100.0, settle_calls: int = 2,
+                    turn_ms: float = 25.0) -> list[LatencyComparison]:
     """Time two models interleaved (A B A B ...) and report candidate's speed-up over baseline.
 
     Each round times ``calls_per_round`` calls of each model; the speed-up is the median of
-    the per-round ratios, with their min and max. ONNX Runtime sessions run without thread
-    spinning here (see ``onnx_session``), so absolute ms can sit above ``measure_latency``'s.
+    the per-round ratios, with their min and max. ONNX Runtime sessions keep ORT's default
+    settings (idle threads spin for a while, as in deployment); so that one session's spinning
+    threads never share the cores with the other's calls, each ORT turn starts with a pause
+    (``settle_ms``) and ``settle_calls`` untimed calls, and lasts at least ``turn_ms`` so the
+    pauses do not dominate the wall time (see ``_take_turn``).
 
     Example:
         >>> import deepslim, torch
@@ -212,23 +239,16 @@ def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64),
                 if runtime == "torch":
                     runs = [_torch_runner(baseline, x, threads), _torch_runner(candidate, x, threads)]
                 else:
-                    # Two ORT sessions taking turns: with spinning on, the idle session's threads
-                    # busy-wait on the cores the other needs (measured: the flagship's batch-1 time
-                    # went from 0.56 ms alone to 1.4 ms interleaved, inflating speed-ups 2.7x).
-                    runs = [_onnx_runner(base_path, x, threads, spinning=False),
-                            _onnx_runner(cand_path, x, threads, spinning=False)]
-                for run in runs:
-                    for _ in range(warmup):
-                        run()
+                    runs = [_onnx_runner(base_path, x, threads), _onnx_runner(cand_path, x, threads)]
+                warm_ms = [_take_turn(run, warmup, 0.0, 0) for run in runs]
+                calls, settle = calls_per_round, (0.0, 0)  # torch: one intra-op pool serves both models
+                if runtime == "onnxruntime":
+                    calls = max(calls_per_round, int(turn_ms / max(min(warm_ms), 1e-3)))
+                    settle = (settle_ms, settle_calls)
                 base_t, cand_t, ratios = [], [], []
                 started = time.perf_counter()
                 while len(ratios) < 5 or time.perf_counter() - started < 2 * min_seconds:
-                    pair = []
-                    for run in runs:
-                        t0 = time.perf_counter()
-                        for _ in range(calls_per_round):
-                            run()
-                        pair.append((time.perf_counter() - t0) * 1000.0 / calls_per_round)
+                    pair = [_take_turn(run, calls, *settle) for run in runs]
                     base_t.append(pair[0])
                     cand_t.append(pair[1])
                     ratios.append(pair[0] / pair[1])
