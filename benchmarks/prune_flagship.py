@@ -1,12 +1,15 @@
 """Structured pruning of the shipped fmnist-resnet to 1/2 and 1/4 of its MACs.
 
 Three ways to the same MAC budget, each followed by the same short fine-tune:
-  - adaptive (deepslim): per-layer ratios found by walking to the budget in steps of 5% of the
-    MACs, each step keeping the group whose pruning loses the least validation accuracy per MAC
-    saved, measured on the whole pruned model (NetAdapt-style; one walk to 1/4 also gives 1/2);
+  - adaptive (deepslim): walk to the budget in steps of 5% of the MACs, each step keeping the
+    group whose pruning loses the least validation accuracy per MAC saved, measured on the whole
+    pruned model, then (--step-finetune-images) a short fine-tune (NetAdapt-style; one walk to
+    1/4 also gives 1/2);
   - sensitivity (deepslim): per-layer ratios from a one-layer-at-a-time sensitivity scan
     (validation split, BatchNorm statistics re-estimated in every trial), measured to fit the budget;
-  - peer ("the plain way"): one uniform ratio for every layer, L2 magnitude, Torch-Pruning's default.
+  - peer ("the plain way"): one uniform ratio for every layer, L2 magnitude, Torch-Pruning's default;
+    "uniform-matched" is the same with extra fine-tune epochs matching the training the adaptive
+    walk's short fine-tunes used (rounded up to whole epochs), so both saw as many images.
 Both pruned models get their BatchNorm statistics re-estimated on 2,048 training images before
 the fine-tune (the "before FT" column).
 Accuracy on the full 10,000-image test split; latency of each pruned model against the unpruned one,
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,7 +36,7 @@ import deepslim  # noqa: E402
 from deepslim.core import log  # noqa: E402
 from deepslim.profiling import compare_latency  # noqa: E402
 from deepslim.profiling.counting import count_ops  # noqa: E402
-from deepslim.prune import ChannelPruning, adaptive_ratios, prune_, prune_adaptive, prune_to_budget, sensitivity_scan  # noqa: E402
+from deepslim.prune import ChannelPruning, adaptive_prune_, prune_, prune_to_budget, sensitivity_scan  # noqa: E402
 from deepslim.train import TrainConfig, Trainer, evaluate, recalibrate_batchnorm_  # noqa: E402
 
 
@@ -43,8 +47,10 @@ def main() -> int:
     parser.add_argument("--budgets", default="0.5,0.25", help="fractions of the baseline MACs")
     parser.add_argument("--ratios", default="0.25,0.5,0.75,0.9", help="sensitivity scan ratios")
     parser.add_argument("--methods", default="adaptive,sensitivity,uniform-l2",
-                        help="comma-separated: adaptive, sensitivity, uniform-l2")
+                        help="comma-separated: adaptive, sensitivity, uniform-l2, uniform-matched")
     parser.add_argument("--step", type=float, default=0.05, help="adaptive: MACs removed per step (fraction)")
+    parser.add_argument("--step-finetune-images", type=int, default=12800,
+                        help="adaptive: training images of the short fine-tune after each step (0: none)")
     parser.add_argument("--latency-seconds", type=float, default=1.0)
     parser.add_argument("--subset", type=int, help="smoke runs only: fine-tune on a subset")
     parser.add_argument("--json", type=Path)
@@ -67,34 +73,42 @@ def main() -> int:
         search_seconds["sensitivity scan"] = time.perf_counter() - started
     if "adaptive" in methods:
         started = time.perf_counter()
-        walk = adaptive_ratios(base, data.val, min(fractions) * base_macs, example, step=args.step,
-                               calibration_images=calibration, milestones=[f * base_macs for f in fractions])
+        walked = copy.deepcopy(base)
+        walk = adaptive_prune_(walked, data.val, min(fractions) * base_macs, example, step=args.step,
+                               calibration_images=calibration, milestones=[f * base_macs for f in fractions],
+                               train_data=data.train, finetune_images=args.step_finetune_images)
         search_seconds["adaptive walk"] = time.perf_counter() - started
+    walk_epochs = 0
+    if walk is not None and args.step_finetune_images:
+        walk_epochs = math.ceil(len(walk.history) * args.step_finetune_images / len(data.train))
     results = [{"name": "unpruned", "accuracy": base_acc, "macs": base_macs, "params": base_params}]
     for fraction in fractions:
         budget = fraction * base_macs
         for method in methods:
             model = copy.deepcopy(base)
             if method == "adaptive":
-                found = walk if budget == min(fractions) * base_macs else walk.at(budget)
-                plan = prune_adaptive(model, found, example)
-                detail = {k: round(v, 3) for k, v in found.ratios.items()}
+                last = budget == min(fractions) * base_macs
+                model = copy.deepcopy(walked) if last else walk.model_at(budget)
+                found = walk.ratios if last else next(m for m in walk.milestones if m["budget"] == budget)["ratios"]
+                detail = {k: round(v, 3) for k, v in found.items()}
             elif method == "sensitivity":
-                ratios, plan = prune_to_budget(model, scan, budget, example)
+                ratios, _ = prune_to_budget(model, scan, budget, example)
                 detail = {k: round(v, 3) for k, v in ratios.items()}
             else:
                 ratio = uniform_to_budget(base, budget, example)
-                plan = prune_(model, ChannelPruning(ratio=ratio, importance="l2"), example_inputs=example)
+                prune_(model, ChannelPruning(ratio=ratio, importance="l2"), example_inputs=example)
                 detail = {"uniform_ratio": round(ratio, 3)}
             recalibrate_batchnorm_(model, calibration)
             pruned_acc = evaluate(model, data.test)["accuracy"]
             t0 = time.perf_counter()
-            cfg = TrainConfig(epochs=args.finetune_epochs, lr=args.lr, schedule="cosine", seed=0)
+            epochs = args.finetune_epochs + (walk_epochs if method == "uniform-matched" else 0)
+            cfg = TrainConfig(epochs=epochs, lr=args.lr, schedule="cosine", seed=0)
             Trainer(model, cfg).fit(data.train)
             tuned_acc = evaluate(model, data.test)["accuracy"]
             latency = compare_latency(base, model.eval(), example, min_seconds=args.latency_seconds)
             row = {"name": f"{method} 1/{round(1 / fraction)} MACs", "method": method, "budget": fraction,
-                   "accuracy_before_finetune": pruned_acc, "accuracy": tuned_acc, "macs": plan.macs_after,
+                   "finetune_epochs": epochs, "accuracy_before_finetune": pruned_acc, "accuracy": tuned_acc,
+                   "macs": count_ops(model, (example,)).macs,
                    "params": sum(p.numel() for p in model.parameters()), "finetune_seconds": time.perf_counter() - t0,
                    "ratios": detail, "latency": [c.to_dict() for c in latency]}
             log(f"{row['name']}: {pruned_acc:.2f}% -> {tuned_acc:.2f}% after fine-tune")

@@ -150,6 +150,7 @@ def test_adaptive_pruning_stage(trained, tmp_path):
   - technique: adaptive_pruning
     mac_ratio: 0.6
     step: 0.2
+    step_finetune_images: 64
 """)
     metrics = compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.05)
     (stage,) = metrics["stages"]

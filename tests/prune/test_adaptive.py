@@ -1,11 +1,13 @@
 import copy
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
 import deepslim
 from deepslim.core import DeepslimError
-from deepslim.prune import adaptive_ratios, coupled_groups, prune_adaptive
+from deepslim.prune import adaptive_prune_, coupled_groups
 from deepslim.testing import tiny_data
 
 X = torch.randn(1, 1, 28, 28)
@@ -29,44 +31,54 @@ def test_coupled_groups_follow_the_residual_adds(trained):
     assert all("fc" not in m for m in members)
 
 
-@pytest.mark.parametrize("fraction", [0.6, 0.3])
-def test_adaptive_meets_the_budget_and_leaves_the_model_alone(trained, fraction):
+def _macs(model):
+    return deepslim.profiling.count_ops(model, (X,)).macs
+
+
+@pytest.mark.parametrize("fraction, finetune", [(0.6, 0), (0.3, 64)])
+def test_adaptive_meets_the_budget_in_place(trained, fraction, finetune):
     model, data = trained
-    before = copy.deepcopy(model.state_dict())
-    base_macs = deepslim.profiling.count_ops(model, (X,)).macs
+    model = copy.deepcopy(model)
+    base_macs = _macs(model)
     budget = fraction * base_macs
-    result = adaptive_ratios(model, data.val, budget, X, calibration_images=data.train.images[:128], step=0.15)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert result.macs <= budget and result.history[-1]["macs"] == result.macs
+    result = adaptive_prune_(model, data.val, budget, X, calibration_images=data.train.images[:128], step=0.15,
+                             train_data=data.train, finetune_images=finetune, batch_size=32)
+    assert _macs(model) == result.macs <= budget and result.history[-1]["macs"] == result.macs
     assert [h["macs"] for h in result.history] == sorted((h["macs"] for h in result.history), reverse=True)
-    # coupled layers carry one ratio
+    # coupled layers carry one ratio, and the ratios are what the model now has
     assert result.ratios.get("stages.1.0.conv2") == result.ratios.get("stages.1.0.shortcut.0")
-    pruned = copy.deepcopy(model)
-    plan = prune_adaptive(pruned, result, X)
-    assert plan.macs_after == result.macs
-    assert pruned(X).shape == (1, 10)
-
-
-def test_adaptive_errors(trained):
-    model, data = trained
-    with pytest.raises(DeepslimError, match="not below"):
-        adaptive_ratios(model, data.val, 1e12, X)
-    with pytest.raises(DeepslimError, match="step"):
-        adaptive_ratios(model, data.val, 1000, X, step=0)
-    with pytest.raises(DeepslimError, match="cannot reach"):
-        adaptive_ratios(model, data.val, 1, X, step=0.5, max_ratio=0.3)
-    with pytest.raises(DeepslimError, match="stem.9"):
-        adaptive_ratios(model, data.val, 1000, X, layers=["stem.9"])
+    for name, ratio in result.ratios.items():
+        plan = result.plan.layers[name]
+        assert plan["after"][0] == round(plan["before"][0] * (1 - ratio))
+    assert result.plan.macs_after == result.macs and result.plan.params_after < result.plan.params_before
+    assert model(X).shape == (1, 10)
+    deepslim.save(model, data_dir := Path(tempfile.mkdtemp()) / "m")
+    assert deepslim.load(data_dir)(X).shape == (1, 10)
 
 
 def test_one_walk_serves_several_budgets(trained):
     model, data = trained
-    base_macs = deepslim.profiling.count_ops(model, (X,)).macs
-    result = adaptive_ratios(model, data.val, 0.4 * base_macs, X, step=0.2, milestones=(0.7 * base_macs,))
-    halfway = result.at(0.7 * base_macs)
-    assert result.macs < halfway.macs <= 0.7 * base_macs
-    assert halfway.history and halfway.history[-1]["macs"] == halfway.macs
-    pruned = copy.deepcopy(model)
-    assert prune_adaptive(pruned, halfway, X).macs_after == halfway.macs
+    model = copy.deepcopy(model)
+    base_macs = _macs(model)
+    result = adaptive_prune_(model, data.val, 0.4 * base_macs, X, step=0.2, milestones=(0.7 * base_macs,))
+    halfway = result.model_at(0.7 * base_macs)
+    assert result.macs < _macs(halfway) <= 0.7 * base_macs
+    assert result.milestones[0]["macs"] == _macs(halfway)
     with pytest.raises(DeepslimError, match="no milestone"):
-        result.at(0.9 * base_macs)
+        result.model_at(0.9 * base_macs)
+
+
+def test_adaptive_errors_leave_the_model_alone(trained):
+    model, data = trained
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(DeepslimError, match="not below"):
+        adaptive_prune_(model, data.val, 1e12, X)
+    with pytest.raises(DeepslimError, match="step"):
+        adaptive_prune_(model, data.val, 1000, X, step=0)
+    with pytest.raises(DeepslimError, match="cannot reach"):
+        adaptive_prune_(model, data.val, 1, X, step=0.5, max_ratio=0.3)
+    with pytest.raises(DeepslimError, match="stem.9"):
+        adaptive_prune_(model, data.val, 1000, X, layers=["stem.9"])
+    with pytest.raises(DeepslimError, match="train_data"):
+        adaptive_prune_(model, data.val, 1000, X, finetune_images=10)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

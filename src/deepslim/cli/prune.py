@@ -15,9 +15,8 @@ from ..prune import (
     MagnitudePruning,
     NMSparsity,
     RandomPruning,
-    adaptive_ratios,
+    adaptive_prune_,
     prune_,
-    prune_adaptive,
 )
 from ..train import TrainConfig, Trainer, evaluate, recalibrate_batchnorm_
 from .args import add_command, add_derived_output_args, check_output_dir, data_options, derived_metadata, print_json
@@ -40,6 +39,9 @@ def add_parser(sub) -> None:
                    help="adaptive: fraction of the model's MACs to keep, default 0.5")
     p.add_argument("--step", type=float, default=0.05,
                    help="adaptive: MACs removed per step, as a fraction of the original, default 0.05")
+    p.add_argument("--step-finetune-images", type=int, default=0,
+                   help="adaptive: fine-tune the chosen model after every step on this many training images "
+                        "(NetAdapt's short-term fine-tune; helps at small budgets), default 0")
     p.add_argument("--round-to", type=int, help="channel/adaptive: keep channel counts multiples of this (e.g. 8)")
     p.add_argument("--sparsity", type=float, default=0.5, help="magnitude/random: fraction of weights zeroed")
     p.add_argument("--importance", default="l2", help="channel: l1, l2, bn_scale, fpgm, random (default l2)")
@@ -90,10 +92,11 @@ def run(args) -> int:
     adaptive = None
     if args.method == "adaptive":
         macs = count_ops(model, (example,)).macs
-        adaptive = adaptive_ratios(model, data.val, args.mac_ratio * macs, example, step=args.step,
-                                   importance=args.importance, round_to=args.round_to, calibration_images=data.train.images[:2048].to(device))
-        plan = prune_adaptive(model, adaptive, example, importance=args.importance)
-        config = plan.config
+        adaptive = adaptive_prune_(model, data.val, args.mac_ratio * macs, example, step=args.step,
+                                   importance=args.importance, round_to=args.round_to,
+                                   calibration_images=data.train.images[:2048].to(device), train_data=data.train,
+                                   finetune_images=args.step_finetune_images)
+        plan = adaptive.plan
     else:
         plan = prune_(model, config, example_inputs=example, data=sample)
     if plan.structured:

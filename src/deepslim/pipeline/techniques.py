@@ -17,7 +17,7 @@ from torch import nn
 from ..core import Config
 from ..lowrank import Factorization, factorize_
 from ..profiling.counting import count_ops
-from ..prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, adaptive_ratios, prune_, prune_adaptive
+from ..prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, adaptive_prune_, prune_
 from ..prune.masks import KeepMasked
 from ..prune.sensitivity import prune_to_budget, sensitivity_scan
 from ..quantize import PTQConfig, export_int8, quantize_
@@ -52,6 +52,7 @@ class AdaptivePruning(Config):
     importance: str = "l2"
     max_ratio: float = 0.9
     round_to: int | None = None
+    step_finetune_images: int = 0
 
     def __post_init__(self):
         if self.round_to is not None:
@@ -59,6 +60,7 @@ class AdaptivePruning(Config):
         self.check_range("mac_ratio", 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         self.check_range("step", 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         self.check_range("max_ratio", 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        self.check_range("step_finetune_images", 0, None, integer=True)
 
 
 @dataclass
@@ -100,12 +102,11 @@ def _sensitivity_prune(ctx: StageContext, config: SensitivityPruning) -> dict:
 
 def _adaptive_prune(ctx: StageContext, config: AdaptivePruning) -> dict:
     macs = count_ops(ctx.model, (ctx.example,)).macs
-    result = adaptive_ratios(ctx.model, ctx.data.val, config.mac_ratio * macs, ctx.example, step=config.step,
-                             importance=config.importance, max_ratio=config.max_ratio,
-                             round_to=config.round_to, calibration_images=ctx.calibration)
-    plan = prune_adaptive(ctx.model, result, ctx.example, importance=config.importance)
-    recalibrate_batchnorm_(ctx.model, ctx.calibration)
-    return {"ratios": result.ratios, "history": result.history, "plan": plan.to_dict()}
+    result = adaptive_prune_(ctx.model, ctx.data.val, config.mac_ratio * macs, ctx.example, step=config.step,
+                             importance=config.importance, max_ratio=config.max_ratio, round_to=config.round_to,
+                             calibration_images=ctx.calibration, train_data=ctx.data.train,
+                             finetune_images=config.step_finetune_images)
+    return {"ratios": result.ratios, "history": result.history, "plan": result.plan.to_dict()}
 
 
 def _factorize(ctx: StageContext, config: Factorization) -> dict:

@@ -1,6 +1,6 @@
 """Pruning: unstructured masks, N:M, and structured channel removal."""
 
-from .adaptive import AdaptiveResult, adaptive_ratios, coupled_groups, prune_adaptive
+from .adaptive import AdaptiveResult, adaptive_prune_, coupled_groups
 from .api import PruningPlan, prune_
 from .config import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning
 from .lottery import LotteryConfig, find_lottery_ticket
@@ -8,6 +8,6 @@ from .masks import KeepMasked, MaskSet
 from .schedules import AGPSchedule, GradualPruning, iterative_prune
 from .sensitivity import SensitivityResult, prune_to_budget, ratios_for_budget, sensitivity_scan
 
-__all__ = ["AdaptiveResult", "adaptive_ratios", "coupled_groups", "prune_adaptive", "AGPSchedule", "ChannelPruning", "GradualPruning", "LotteryConfig", "find_lottery_ticket", "iterative_prune", "KeepMasked", "MagnitudePruning", "MaskSet", "NMSparsity", "PruningPlan",
+__all__ = ["AdaptiveResult", "adaptive_prune_", "coupled_groups", "AGPSchedule", "ChannelPruning", "GradualPruning", "LotteryConfig", "find_lottery_ticket", "iterative_prune", "KeepMasked", "MagnitudePruning", "MaskSet", "NMSparsity", "PruningPlan",
            "RandomPruning", "SensitivityResult", "prune_", "prune_to_budget",
            "ratios_for_budget", "sensitivity_scan"]
