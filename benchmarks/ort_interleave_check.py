@@ -22,9 +22,11 @@ import numpy as np
 from deepslim.export.onnx import onnx_session
 from deepslim.profiling.latency import _take_turn
 
+THREADS = 2
+
 
 def _runner(path, batch: int, spinning: bool, stop_between_runs: bool = False):
-    session = onnx_session(path, threads=2, spinning=spinning, stop_spinning_between_runs=stop_between_runs)
+    session = onnx_session(path, threads=THREADS, spinning=spinning, stop_spinning_between_runs=stop_between_runs)
     feed = {session.get_inputs()[0].name: np.random.randn(batch, 1, 28, 28).astype(np.float32)}
     return lambda: session.run(None, feed)
 
@@ -57,7 +59,10 @@ def main() -> int:
     parser.add_argument("baseline")
     parser.add_argument("candidate")
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--threads", type=int, default=2, help="ORT intra-op threads for both sessions, default 2")
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     print("| batch | mode | baseline ms | candidate ms | speed-up |\n|---|---|---|---|---|")
     for batch in (1, 64):
         base, cand = alone(_runner(args.baseline, batch, True), args.seconds), alone(_runner(args.candidate, batch, True), args.seconds)
