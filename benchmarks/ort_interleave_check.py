@@ -13,6 +13,7 @@ untimed calls (what ``deepslim.profiling.compare_latency`` does now: 100 ms).
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -22,11 +23,9 @@ import numpy as np
 from deepslim.export.onnx import onnx_session
 from deepslim.profiling.latency import _take_turn
 
-THREADS = 2
 
-
-def _runner(path, batch: int, spinning: bool, stop_between_runs: bool = False):
-    session = onnx_session(path, threads=THREADS, spinning=spinning, stop_spinning_between_runs=stop_between_runs)
+def _runner(path, batch: int, spinning: bool, stop_between_runs: bool = False, *, threads: int = 2):
+    session = onnx_session(path, threads=threads, spinning=spinning, stop_spinning_between_runs=stop_between_runs)
     feed = {session.get_inputs()[0].name: np.random.randn(batch, 1, 28, 28).astype(np.float32)}
     return lambda: session.run(None, feed)
 
@@ -61,21 +60,20 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=2, help="ORT intra-op threads for both sessions, default 2")
     args = parser.parse_args()
-    global THREADS
-    THREADS = args.threads
+    runner = functools.partial(_runner, threads=args.threads)
     print("| batch | mode | baseline ms | candidate ms | speed-up |\n|---|---|---|---|---|")
     for batch in (1, 64):
-        base, cand = alone(_runner(args.baseline, batch, True), args.seconds), alone(_runner(args.candidate, batch, True), args.seconds)
+        base, cand = alone(runner(args.baseline, batch, True), args.seconds), alone(runner(args.candidate, batch, True), args.seconds)
         print(f"| {batch} | each alone, spinning | {base:.3f} | {cand:.3f} | {base / cand:.2f}x |")
         for spinning in (True, False):
-            runs = [_runner(args.baseline, batch, spinning), _runner(args.candidate, batch, spinning)]
+            runs = [runner(args.baseline, batch, spinning), runner(args.candidate, batch, spinning)]
             b, c, ratio = interleaved(runs, args.seconds)
             print(f"| {batch} | interleaved, spinning {'on' if spinning else 'off'} | {b:.3f} | {c:.3f} | {ratio:.2f}x |")
-        runs = [_runner(args.baseline, batch, True, True), _runner(args.candidate, batch, True, True)]
+        runs = [runner(args.baseline, batch, True, True), runner(args.candidate, batch, True, True)]
         b, c, ratio = interleaved(runs, args.seconds)
         print(f"| {batch} | interleaved, force_spinning_stop | {b:.3f} | {c:.3f} | {ratio:.2f}x |")
         for pause in (5, 20, 100):
-            runs = [_runner(args.baseline, batch, True), _runner(args.candidate, batch, True)]
+            runs = [runner(args.baseline, batch, True), runner(args.candidate, batch, True)]
             b, c, ratio = interleaved(runs, args.seconds, calls=max(5, int(25 / min(base, cand))), settle_ms=pause, settle_calls=2)
             print(f"| {batch} | turns of >= 25 ms after a {pause} ms pause + 2 untimed calls, spinning on "
                   f"| {b:.3f} | {c:.3f} | {ratio:.2f}x |")

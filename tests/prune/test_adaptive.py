@@ -1,6 +1,4 @@
 import copy
-import tempfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,17 +6,13 @@ import torch
 import deepslim
 from deepslim.core import DeepslimError
 from deepslim.prune import adaptive_prune_, coupled_groups
-from deepslim.testing import tiny_data
 
 X = torch.randn(1, 1, 28, 28)
 
 
-@pytest.fixture(scope="module")
-def trained():
-    data = tiny_data(n_train=300)
-    model = deepslim.create_model("resnet8")
-    deepslim.train(model, data.train, deepslim.TrainConfig(epochs=1, batch_size=32, lr=0.05))
-    return model, data
+@pytest.fixture
+def trained(trained_resnet8):
+    return trained_resnet8
 
 
 def test_coupled_groups_follow_the_residual_adds(trained):
@@ -36,7 +30,7 @@ def _macs(model):
 
 
 @pytest.mark.parametrize("fraction, finetune", [(0.6, 0), (0.3, 64)])
-def test_adaptive_meets_the_budget_in_place(trained, fraction, finetune):
+def test_adaptive_meets_the_budget_in_place(trained, fraction, finetune, tmp_path):
     model, data = trained
     model = copy.deepcopy(model)
     base_macs = _macs(model)
@@ -52,8 +46,8 @@ def test_adaptive_meets_the_budget_in_place(trained, fraction, finetune):
         assert plan["after"][0] == round(plan["before"][0] * (1 - ratio))
     assert result.plan.macs_after == result.macs and result.plan.params_after < result.plan.params_before
     assert model(X).shape == (1, 10)
-    deepslim.save(model, data_dir := Path(tempfile.mkdtemp()) / "m")
-    assert deepslim.load(data_dir)(X).shape == (1, 10)
+    deepslim.save(model, tmp_path / "m")
+    assert deepslim.load(tmp_path / "m")(X).shape == (1, 10)
 
 
 def test_one_walk_serves_several_budgets(trained):

@@ -6,16 +6,13 @@ import torch
 import deepslim
 from deepslim.core import DeepslimError
 from deepslim.prune import prune_to_budget, ratios_for_budget, sensitivity_scan
-from deepslim.testing import tiny_data
 
 X = torch.randn(1, 1, 28, 28)
 
 
 @pytest.fixture(scope="module")
-def scanned():
-    data = tiny_data(n_train=300)
-    model = deepslim.create_model("resnet8")
-    deepslim.train(model, data.train, deepslim.TrainConfig(epochs=1, batch_size=32, lr=0.05))
+def scanned(trained_resnet8):
+    model, data = trained_resnet8
     return model, sensitivity_scan(model, data.val, X, ratios=(0.25, 0.5, 0.75))
 
 

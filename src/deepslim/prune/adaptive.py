@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError, log
+from ..profiling.counting import count_ops
 from ..train.batchnorm import recalibrate_batchnorm_
 from ..train.evaluate import top1_accuracy
 from .api import PruningPlan, prune_
@@ -136,8 +137,7 @@ def adaptive_prune_(model: nn.Module, val_data, target_macs: float, example_inpu
     current = copy.deepcopy(model).eval()
     device = next((p.device for p in current.parameters()), torch.device("cpu"))
     images, labels = val_data.images.to(device), val_data.labels.to(device)
-    base_macs = prune_(copy.deepcopy(current), ChannelPruning(ratio=0.0), example_inputs=example_inputs,
-                       skip_head=False).macs_before
+    base_macs = count_ops(current, (example_inputs,)).macs
     if target_macs >= base_macs:
         raise DeepslimError(f"the MAC budget {target_macs:,.0f} is not below the model's {base_macs:,}")
     base_acc = top1_accuracy(current, images, labels)
