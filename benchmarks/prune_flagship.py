@@ -6,7 +6,9 @@ Three ways to the same MAC budget, each followed by the same short fine-tune:
     pruned model, then (--step-finetune-images) a short fine-tune (NetAdapt-style; one walk to
     1/4 also gives 1/2);
   - sensitivity (deepslim): per-layer ratios from a one-layer-at-a-time sensitivity scan
-    (validation split, BatchNorm statistics re-estimated in every trial), measured to fit the budget;
+    (validation split, BatchNorm statistics re-estimated in every trial; with
+    --scan-finetune-images each trial also recovers on that many training images before it is
+    judged, against the unpruned model given the same fine-tune), measured to fit the budget;
   - peer ("the plain way"): one uniform ratio for every layer, L2 magnitude, Torch-Pruning's default;
     "uniform-matched" is the same with extra fine-tune epochs matching the training the adaptive
     walk's short fine-tunes used (rounded up to whole epochs), so both saw as many images.
@@ -14,6 +16,8 @@ Both pruned models get their BatchNorm statistics re-estimated on 2,048 training
 the fine-tune (the "before FT" column).
 Accuracy on the full 10,000-image test split; latency of each pruned model against the unpruned one,
 timed interleaved in this process on PyTorch eager and ONNX Runtime (shared/BENCHMARKING.md).
+With --seeds 0,1,... every pruned model is fine-tuned once per seed and the row reports the mean
+(each seed's accuracy is in the JSON): one fine-tune's seed noise is about 0.1-0.2 points.
 
     .venv/bin/python benchmarks/prune_flagship.py --finetune-epochs 3 --json benchmarks/results/prune_flagship.json
 """
@@ -51,6 +55,9 @@ def main() -> int:
     parser.add_argument("--step", type=float, default=0.05, help="adaptive: MACs removed per step (fraction)")
     parser.add_argument("--step-finetune-images", type=int, default=12800,
                         help="adaptive: training images of the short fine-tune after each step (0: none)")
+    parser.add_argument("--scan-finetune-images", type=int, default=0,
+                        help="sensitivity: training images each scan trial recovers on before it is judged (0: none)")
+    parser.add_argument("--seeds", default="0", help="comma-separated fine-tune seeds; rows report the mean")
     parser.add_argument("--latency-seconds", type=float, default=1.0)
     parser.add_argument("--subset", type=int, help="smoke runs only: fine-tune on a subset")
     parser.add_argument("--json", type=Path)
@@ -69,7 +76,8 @@ def main() -> int:
     if "sensitivity" in methods:
         started = time.perf_counter()
         scan = sensitivity_scan(base, data.val, example, ratios=tuple(float(r) for r in args.ratios.split(",")),
-                                calibration_images=calibration)
+                                calibration_images=calibration, train_data=data.train,
+                                finetune_images=args.scan_finetune_images)
         search_seconds["sensitivity scan"] = time.perf_counter() - started
     if "adaptive" in methods:
         started = time.perf_counter()
@@ -102,16 +110,20 @@ def main() -> int:
             pruned_acc = evaluate(model, data.test)["accuracy"]
             t0 = time.perf_counter()
             epochs = args.finetune_epochs + (walk_epochs if method == "uniform-matched" else 0)
-            cfg = TrainConfig(epochs=epochs, lr=args.lr, schedule="cosine", seed=0)
-            Trainer(model, cfg).fit(data.train)
-            tuned_acc = evaluate(model, data.test)["accuracy"]
+            pruned, per_seed = model, []
+            for seed in (int(s) for s in args.seeds.split(",")):
+                model = copy.deepcopy(pruned)
+                Trainer(model, TrainConfig(epochs=epochs, lr=args.lr, schedule="cosine", seed=seed)).fit(data.train)
+                per_seed.append(evaluate(model, data.test)["accuracy"])
+            tuned_acc = round(sum(per_seed) / len(per_seed), 3)
             latency = compare_latency(base, model.eval(), example, min_seconds=args.latency_seconds)
             row = {"name": f"{method} 1/{round(1 / fraction)} MACs", "method": method, "budget": fraction,
                    "finetune_epochs": epochs, "accuracy_before_finetune": pruned_acc, "accuracy": tuned_acc,
+                   "accuracy_per_seed": per_seed,
                    "macs": count_ops(model, (example,)).macs,
                    "params": sum(p.numel() for p in model.parameters()), "finetune_seconds": time.perf_counter() - t0,
                    "ratios": detail, "latency": [c.to_dict() for c in latency]}
-            log(f"{row['name']}: {pruned_acc:.2f}% -> {tuned_acc:.2f}% after fine-tune")
+            log(f"{row['name']}: {pruned_acc:.2f}% -> {tuned_acc:.2f}% after fine-tune (seeds: {per_seed})")
             results.append(row)
 
     headers = ["model", "test acc %", "before FT", "MACs (M)", "params (k)", *SPEEDUP_HEADERS]

@@ -133,6 +133,7 @@ def test_factorize_sensitivity_and_qat_stages(trained, tmp_path):
   - technique: sensitivity_pruning
     mac_ratio: 0.8
     ratios: [0.5]
+    scan_finetune_images: 32
   - technique: qat
     finetune: {epochs: 1, batch_size: 32, lr: 0.005, distill: true}
 """)

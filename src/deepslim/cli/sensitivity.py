@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--layers", help="comma-separated layer names (default: every conv/linear but the head)")
     p.add_argument("--no-recalibrate", action="store_true",
                    help="skip re-estimating BatchNorm statistics (on 2,048 training images) in every trial")
+    p.add_argument("--finetune-images", type=int, default=0, metavar="N",
+                   help="let every trial recover on N training images before it is judged (drops taken against "
+                        "the unpruned model given the same fine-tune); default 0 (no fine-tune)")
     p.add_argument("--out", type=Path, help="folder for sensitivity.json and .png (default: DIR/sensitivity)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -36,6 +39,8 @@ def run(args) -> int:
         raise DeepslimError(f"--ratios '{args.ratios}' is not a list of numbers", hint="e.g. --ratios 0.25,0.5") from exc
     if not ratios or any(not 0 < r < 1 for r in ratios):
         raise DeepslimError(f"--ratios {args.ratios} must be numbers in (0, 1)")
+    if args.finetune_images < 0:
+        raise DeepslimError(f"--finetune-images {args.finetune_images} is negative", hint="e.g. --finetune-images 6400")
     resolved = resolve_model(args.model, args.model_dir)
     data_name = resolved.model.deepslim_metadata.get("dataset", {}).get("name")
     if not data_name:
@@ -46,7 +51,8 @@ def run(args) -> int:
     layers = [n.strip() for n in args.layers.split(",")] if args.layers else None
     result = sensitivity_scan(model, data.val, data.test.images[:1].to(device), ratios=ratios,
                               importance=args.importance, layers=layers,
-                              calibration_images=None if args.no_recalibrate else data.train.images[:2048])
+                              calibration_images=None if args.no_recalibrate else data.train.images[:2048],
+                              train_data=data.train, finetune_images=args.finetune_images)
     out = args.out or ((resolved.artifact_dir / "sensitivity") if args.model_dir else Path(f"sensitivity-{resolved.label}"))
     write_json_atomic(out / "sensitivity.json", result.to_dict())
     result.plot(out / "sensitivity.png")

@@ -33,9 +33,11 @@ class SensitivityPruning(Config):
     mac_ratio: float = 0.5
     ratios: tuple = (0.25, 0.5, 0.75, 0.9)
     importance: str = "l2"
+    scan_finetune_images: int = 0   # each scan trial recovers on this many training images first
 
     def __post_init__(self):
         self.check_range("mac_ratio", 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+        self.check_range("scan_finetune_images", 0, None, integer=True)
         for r in self.ratios:
             if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < 1:
                 from ..core import DeepslimError
@@ -93,7 +95,8 @@ def _prune(ctx: StageContext, config: Config) -> dict:
 
 def _sensitivity_prune(ctx: StageContext, config: SensitivityPruning) -> dict:
     scan = sensitivity_scan(ctx.model, ctx.data.val, ctx.example, ratios=config.ratios, importance=config.importance,
-                            calibration_images=ctx.calibration)
+                            calibration_images=ctx.calibration, train_data=ctx.data.train,
+                            finetune_images=config.scan_finetune_images)
     ratios, plan = prune_to_budget(ctx.model, scan, config.mac_ratio * scan.baseline_macs, ctx.example,
                                    importance=config.importance)
     recalibrate_batchnorm_(ctx.model, ctx.calibration)

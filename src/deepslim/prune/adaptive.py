@@ -30,7 +30,8 @@ from ..train.evaluate import top1_accuracy
 from .api import PruningPlan, prune_
 from .config import ChannelPruning
 from .masks import MaskSet
-from .select import PRUNABLE, check_names_exist, select_layers
+from .probing import coupled_groups, short_finetune
+from .select import PRUNABLE, check_names_exist
 
 
 @dataclass
@@ -58,46 +59,8 @@ class AdaptiveResult:
         return copy.deepcopy(self.milestone_models[budget])
 
 
-def coupled_groups(model: nn.Module, example_inputs: torch.Tensor, layers: list[str] | None = None,
-                   importance: str = "l2") -> dict[str, list[str]]:
-    """Layers whose output channels are removed together (a residual add, a concat), keyed by the first.
-
-    Found by pruning each layer alone on a copy and seeing which layers' outputs shrink with it.
-
-    Example:
-        >>> import deepslim, torch
-        >>> sorted(coupled_groups(deepslim.create_model("lenet5"), torch.randn(1, 1, 28, 28)))
-        ['0', '3', '7']
-    """
-    names = layers or list(select_layers(model, default=True))
-    seen: dict[frozenset, list[str]] = {}
-    for name in names:
-        trial = copy.deepcopy(model)
-        try:
-            plan = prune_(trial, ChannelPruning(ratio=0.0, importance=importance, per_layer={name: 0.5}),
-                          example_inputs=example_inputs, skip_head=False)
-        except DeepslimError:
-            continue  # a layer the tracer cannot prune is simply not a candidate
-        shrunk = frozenset(n for n, s in plan.layers.items() if s["after"] and s["after"][0] != s["before"][0])
-        if name in shrunk:
-            seen.setdefault(shrunk, []).append(name)
-    return {members[0]: members for members in seen.values()}
-
-
 def _width(model: nn.Module, name: str) -> int:
     return model.get_submodule(name).weight.shape[0]
-
-
-def _short_finetune(model: nn.Module, train_data, images: int, lr: float, batch_size: int, offset: int) -> None:
-    """One pass over ``images`` training images (a window that moves through the set each step)."""
-    from ..train import TrainConfig, Trainer
-
-    n = len(train_data)
-    indices = (torch.arange(images) + offset) % n
-    cfg = TrainConfig(epochs=1, lr=lr, batch_size=min(batch_size, images), schedule="constant", seed=offset % 10_000)
-    device = next(model.parameters()).device
-    Trainer(model, cfg, device=device).fit(train_data.take(indices))
-    model.eval()
 
 
 def adaptive_prune_(model: nn.Module, val_data, target_macs: float, example_inputs: torch.Tensor, *,
@@ -198,8 +161,8 @@ def adaptive_prune_(model: nn.Module, val_data, target_macs: float, example_inpu
                                 f"(reached {macs:,})", hint="raise max_ratio or ask for a larger budget")
         _, lead, current, macs, acc = best
         if finetune_images:
-            _short_finetune(current, train_data, finetune_images, finetune_lr, batch_size,
-                            offset=len(result.history) * finetune_images)
+            short_finetune(current, train_data, finetune_images, lr=finetune_lr, batch_size=batch_size,
+                           offset=len(result.history) * finetune_images)
             acc = top1_accuracy(current, images, labels)
         result.history.append({"group": groups[lead], "ratio": round(removed(current, lead), 4), "macs": macs,
                                "accuracy": acc})

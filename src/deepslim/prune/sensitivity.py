@@ -28,6 +28,7 @@ from ..train.batchnorm import recalibrate_batchnorm_
 from ..train.evaluate import top1_accuracy
 from .api import prune_
 from .config import ChannelPruning
+from .probing import coupled_groups, short_finetune
 from .select import check_names_exist, select_layers
 
 
@@ -84,11 +85,17 @@ class SensitivityResult:
 
 def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *, ratios=(0.25, 0.5, 0.75),
                      importance: str = "l2", layers: list[str] | None = None,
-                     calibration_images: torch.Tensor | None = None) -> SensitivityResult:
+                     calibration_images: torch.Tensor | None = None, train_data=None,
+                     finetune_images: int = 0, finetune_lr: float = 0.01) -> SensitivityResult:
     """Validation accuracy and MACs with each layer pruned alone to each ratio.
 
     ``calibration_images`` (a few thousand training images) re-estimate BatchNorm statistics
     in every trial before it is evaluated; strongly recommended for BN networks.
+    ``finetune_images`` > 0 lets every trial recover on that many images of ``train_data``
+    (the same images for every trial) before it is judged, and the drops are taken against the
+    unpruned model given the same fine-tune: the scan then measures the capacity a layer's
+    channels carry rather than the damage a fine-tune repairs at once. Layers whose channels
+    are removed together (a residual add) are pruned once and share their rows.
 
     Example:
         >>> import deepslim, torch
@@ -98,6 +105,8 @@ def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *
         >>> sorted(r.layers())
         ['0', '3', '7']
     """
+    if finetune_images and train_data is None:
+        raise DeepslimError("finetune_images needs train_data", hint="pass train_data=data.train")
     model = model.eval()
     if layers is not None:
         check_names_exist(model, layers)
@@ -107,24 +116,44 @@ def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *
     images, labels = images.to(device), labels.to(device)
     base_acc = top1_accuracy(model, images, labels)
     base_macs = count_ops(model, (example_inputs,)).macs
-    result = SensitivityResult(base_acc, base_macs, [float(r) for r in ratios])
+
+    def recover(trial: nn.Module) -> None:
+        if finetune_images:
+            short_finetune(trial, train_data, finetune_images, lr=finetune_lr)
+
+    reference = base_acc
+    if finetune_images:  # the control: what the same fine-tune does to the unpruned model
+        control = copy.deepcopy(model)
+        recover(control)
+        reference = top1_accuracy(control, images, labels)
+    result = SensitivityResult(reference, base_macs, [float(r) for r in ratios])
+    lead_of = {member: lead for lead, members in coupled_groups(model, example_inputs, names, importance).items()
+               for member in members}
+    scanned: dict[str, list[dict]] = {}
     for name in progress(names, desc="sensitivity"):
+        lead = lead_of.get(name, name)
+        if lead in scanned:  # pruned together with a layer already scanned: same trials
+            result.rows += [{**row, "layer": name} for row in scanned[lead]]
+            continue
+        rows = scanned[lead] = []
         for ratio in ratios:
             trial = copy.deepcopy(model)
             try:
                 plan = prune_(trial, ChannelPruning(ratio=0.0, importance=importance, per_layer={name: ratio}),
                               example_inputs=example_inputs, skip_head=False)
             except DeepslimError as exc:
-                result.rows.append({"layer": name, "ratio": float(ratio), "error": exc.message})
+                rows.append({"layer": name, "ratio": float(ratio), "error": exc.message})
                 continue
             if not plan.layers:
-                result.rows.append({"layer": name, "ratio": float(ratio), "error": "nothing could be pruned"})
+                rows.append({"layer": name, "ratio": float(ratio), "error": "nothing could be pruned"})
                 continue
             if calibration_images is not None:
                 recalibrate_batchnorm_(trial, calibration_images)
+            recover(trial)
             acc = top1_accuracy(trial.eval(), images, labels)
-            result.rows.append({"layer": name, "ratio": float(ratio), "accuracy": acc, "drop": base_acc - acc,
-                                "macs": plan.macs_after})
+            rows.append({"layer": name, "ratio": float(ratio), "accuracy": acc, "drop": reference - acc,
+                         "macs": plan.macs_after})
+        result.rows += rows
     return result
 
 
