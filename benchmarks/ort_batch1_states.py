@@ -16,7 +16,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from common import environment, markdown_table, write_json  # noqa: E402
+from ort_interleave_check import alone  # noqa: E402
 
 MODES = {"2 threads": (2, False), "2 threads, worker pinned": (2, True), "1 thread": (1, False)}
 
@@ -36,18 +36,6 @@ def _session(path: str, threads: int, pinned: bool):
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal((1, 1, 28, 28), np.float32)}
     return lambda: session.run(None, feed)
-
-
-def window_ms(run, seconds: float) -> float:
-    """Median ms per call over ``seconds`` of back-to-back calls, after 20 untimed ones."""
-    for _ in range(20):
-        run()
-    times, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t0 = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -65,7 +53,7 @@ def main() -> int:
             for model, path in (("baseline", args.baseline), ("candidate", args.candidate)) for mode in MODES}
     rounds = []
     for _ in range(args.windows):
-        rounds.append({f"{model} {mode}": window_ms(run, args.seconds) for (model, mode), run in runs.items()})
+        rounds.append({f"{model} {mode}": alone(run, args.seconds) for (model, mode), run in runs.items()})
     keys = list(rounds[0])
     print(markdown_table(["round", *keys], [[str(i + 1)] + [f"{r[k]:.3f}" for k in keys] for i, r in enumerate(rounds)]))
     summary = []

@@ -143,7 +143,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
     # The headline speed-up: baseline and final ONNX models timed interleaved (A B A B ...), so
     # drifts of a shared machine hit both alike; the per-stage medians above are timed apart.
     # The window is long (10x the per-stage one) because small models' batch-1 times on a shared
-    # 2-core VM flip between two levels every few seconds (BENCHMARKS.md, "Batch-1 states"): a
+    # 2-core VM flip between two levels every few seconds (BENCHMARKS.md, "Batch-1 levels on this machine"): a
     # short window lands in one level; a long one gives the median over both.
     log("timing the final model against the baseline, interleaved, on ONNX Runtime")
     rows = compare_latency(out / "stages" / "00-baseline" / "model.onnx", out / "model.onnx", example.cpu(),
