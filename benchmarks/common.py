@@ -27,19 +27,9 @@ def speedup_cells(latency: list[dict]) -> list[str]:
 
 def uniform_to_budget(model, budget: float, example) -> float:
     """Smallest uniform L2 channel-pruning ratio whose measured MACs fit ``budget`` (bisection)."""
-    import copy
+    from deepslim.prune.budget import uniform_ratio_for_macs  # the same search `deepslim prune --mac-ratio` uses
 
-    from deepslim.prune import ChannelPruning, prune_
-
-    low, high, best = 0.0, 0.95, None
-    for _ in range(14):
-        mid = (low + high) / 2
-        plan = prune_(copy.deepcopy(model), ChannelPruning(ratio=mid, importance="l2"), example_inputs=example)
-        if plan.macs_after <= budget:
-            best, high = mid, mid
-        else:
-            low = mid
-    return best
+    return uniform_ratio_for_macs(model, budget, example)
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:

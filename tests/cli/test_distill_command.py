@@ -6,8 +6,11 @@ import deepslim
 def test_distill_trains_a_student_from_a_saved_teacher(synthetic_run, cli, tmp_path):
     teacher = synthetic_run("resnet8")
     out = tmp_path / "student"
+    # --lr 0.05: now that --seed also fixes the initial weights, seed 0's lenet5 at the default 0.1 diverges
+    # under the hint loss at this tiny batch size; 0.05 trains (so do seeds 1 and 2 at 0.1).
     code, stdout, _ = cli("--quiet", "distill", "--teacher", teacher, "--student", "lenet5", "--data", "synthetic",
-                          "--epochs", "1", "--batch-size", "32", "--hint", "3=stages.1", "--json", "--out", out)
+                          "--epochs", "1", "--batch-size", "32", "--lr", "0.05", "--hint", "3=stages.1", "--json",
+                          "--out", out)
     assert code == 0 and 0 <= json.loads(stdout)["test_accuracy"] <= 100
     meta = deepslim.load(out).deepslim_metadata
     assert meta["model"] == "lenet5" and meta["distillation"]["kd"]["hints"] == {"3": "stages.1"}

@@ -67,7 +67,7 @@ def test_prune_and_quantize_fine_tune_with_distillation(synthetic_run, cli, tmp_
     code, out, _ = cli("--quiet", "prune", source, "--method", "channel", "--ratio", "0.5", "--finetune-epochs", "1",
                        "--distill", "--json", "--out", tmp_path / "p")
     assert code == 0 and json.loads(out)["distilled"] is True
-    code, out, _ = cli("--quiet", "quantize", source, "--method", "qat", "--epochs", "1", "--distill",
+    code, out, _ = cli("--quiet", "quantize", source, "--method", "qat", "--finetune-epochs", "1", "--distill",
                        "--kd-alpha", "0.5", "--json", "--out", tmp_path / "q")
     assert code == 0 and json.loads(out)["distilled"] is True
     code, _, err = cli("prune", source, "--finetune-epochs", "1", "--distill", "--kd-alpha", "3", "--out", tmp_path / "r")

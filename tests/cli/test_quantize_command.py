@@ -12,7 +12,8 @@ def trained(synthetic_run):
 
 @pytest.mark.parametrize("method, deployed", [("qat", True), ("binary", False), ("ternary", False)])
 def test_quantize_methods(cli, trained, tmp_path, method, deployed):
-    code, out, _ = cli("quantize", trained, "--method", method, "--epochs", "1", "--calib", "64",
+    calibration = ("--calibration-images", "64") if method == "qat" else ()  # binary/ternary calibrate nothing
+    code, out, _ = cli("quantize", trained, "--method", method, "--finetune-epochs", "1", *calibration,
                        "--out", tmp_path / method, "--json")
     result = json.loads(out)
     assert code == 0 and 0 <= result["accuracy"] <= 100
@@ -24,7 +25,8 @@ def test_quantize_methods(cli, trained, tmp_path, method, deployed):
 
 
 def test_low_bit_ptq_is_simulated_and_bad_bits_refused(cli, trained, tmp_path):
-    code, out, _ = cli("quantize", trained, "--bits", "4", "--calib", "64", "--out", tmp_path / "q4", "--json")
+    code, out, _ = cli("quantize", trained, "--bits", "4", "--calibration-images", "64", "--out", tmp_path / "q4",
+                       "--json")
     assert code == 0 and not (tmp_path / "q4" / "model.int8.onnx").exists()
     code, _, err = cli("quantize", trained, "--bits", "9", "--out", tmp_path / "q9")
     assert code == 2 and "outside 1-8" in err

@@ -12,6 +12,7 @@ import deepslim
 from deepslim.core import DeepslimError
 from deepslim.pipeline import compress, parse_recipe
 from deepslim.pipeline import techniques as techniques_module
+from deepslim.pipeline.headline import summary_line
 from deepslim.testing import tiny_data
 
 RECIPE = """name: tiny
@@ -51,6 +52,19 @@ def test_tiny_recipe_end_to_end(trained, tmp_path):
     assert saved["final"]["size_bytes"] < saved["stages"][0]["size_bytes"]  # int8 is smaller
     assert (out / "stages" / "01-channel_pruning" / "model" / "metadata.json").is_file()
     assert (out / "stages" / "02-quantize" / "model.int8.onnx").is_file()
+    # An int8 stage's model folder carries the deployed int8 ONNX and that model's own accuracy.
+    int8_meta = json.loads((out / "stages" / "02-quantize" / "model" / "metadata.json").read_text())
+    assert int8_meta["deploy"] == {"onnx": "model.int8.onnx", "runtime": "onnxruntime"}
+    assert int8_meta["metrics"]["runtime"] == "onnxruntime int8"
+    assert int8_meta["metrics"]["test_accuracy"] == saved["stages"][1]["accuracy"]
+    assert (out / "stages" / "02-quantize" / "model" / "model.int8.onnx").read_bytes() == \
+        (out / "model.onnx").read_bytes() == (out / "model" / "model.int8.onnx").read_bytes()
+    published = json.loads((out / "model" / "metadata.json").read_text())
+    assert published["compression"]["recipe"] == "tiny" and published["deploy"]["onnx"] == "model.int8.onnx"
+    # One comparison: every stage against the baseline; the headline is the final stage's row.
+    assert set(saved["comparison"]["stages"]) == {"1", "2"}
+    assert saved["final"]["speedup_vs_baseline"]["onnxruntime"] == saved["comparison"]["stages"]["2"]["vs_baseline"]
+    assert saved["headline"]["text"] == summary_line(saved)
     reloaded = deepslim.load(out / "model")
     assert reloaded(data.test.images[:2]).shape == (2, 10)
     accuracy = deepslim.export.evaluate_onnx(out / "model.onnx", data.test)["accuracy"]
@@ -61,8 +75,9 @@ def test_tiny_recipe_end_to_end(trained, tmp_path):
         compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"))
 
 
-def test_failed_stage_keeps_earlier_stages_and_resume_skips_them(trained, tmp_path, monkeypatch):
+def test_failed_stage_keeps_earlier_stages_and_resume_skips_them(trained, tmp_path, monkeypatch, fake_compare):
     model, data = trained
+    fast = {"compare": fake_compare({})}  # resuming is the subject here, not timing
     out = tmp_path / "out"
     original = techniques_module.TECHNIQUES["quantize"].apply
 
@@ -71,7 +86,7 @@ def test_failed_stage_keeps_earlier_stages_and_resume_skips_them(trained, tmp_pa
 
     monkeypatch.setattr(techniques_module.TECHNIQUES["quantize"], "apply", interrupted)
     with pytest.raises(DeepslimError, match=r"interrupted during stage 2 \(quantize\)"):
-        compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05)
+        compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05, **fast)
     first = json.loads((out / "metrics.json").read_text())["stages"][0]
     assert json.loads((out / "state.json").read_text())["finished"] == ["channel_pruning"]
 
@@ -80,13 +95,14 @@ def test_failed_stage_keeps_earlier_stages_and_resume_skips_them(trained, tmp_pa
 
     monkeypatch.setattr(techniques_module.TECHNIQUES["quantize"], "apply", broken)
     with pytest.raises(DeepslimError, match=r"stage 2 \(quantize\) failed: calibration went wrong"):
-        compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05)
+        compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05, **fast)
     monkeypatch.setattr(techniques_module.TECHNIQUES["quantize"], "apply", original)
-    metrics = compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05)
+    metrics = compress(model, data, parse_recipe(RECIPE), out, device=torch.device("cpu"), latency_seconds=0.05,
+                       **fast)
     assert metrics["stages"][0] == first  # stage 1 was not run again
     with pytest.raises(DeepslimError, match="different recipe"):
         other = tmp_path / "other"
-        compress(model, data, parse_recipe(RECIPE), other, device=torch.device("cpu"), latency_seconds=0.05)
+        compress(model, data, parse_recipe(RECIPE), other, device=torch.device("cpu"), latency_seconds=0.05, **fast)
         state = json.loads((other / "state.json").read_text())
         state["done"] = False
         (other / "state.json").write_text(json.dumps(state))
@@ -124,7 +140,7 @@ def test_resume_after_kill(synthetic_run, tmp_path):
     assert not list((out / "stages").glob("*.partial"))
 
 
-def test_factorize_sensitivity_and_qat_stages(trained, tmp_path):
+def test_factorize_sensitivity_and_qat_stages(trained, tmp_path, fake_compare):
     model, data = trained
     recipe = parse_recipe("""stages:
   - technique: factorize
@@ -137,7 +153,8 @@ def test_factorize_sensitivity_and_qat_stages(trained, tmp_path):
   - technique: qat
     finetune: {epochs: 1, batch_size: 32, lr: 0.005, distill: true}
 """)
-    metrics = compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.05)
+    metrics = compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.05,
+                       compare=fake_compare({}))
     factorized, pruned, qat = metrics["stages"]
     assert factorized["macs"] <= 0.7 * metrics["baseline"]["macs"]
     assert pruned["macs"] <= 0.8 * factorized["macs"] * 1.001
@@ -145,7 +162,7 @@ def test_factorize_sensitivity_and_qat_stages(trained, tmp_path):
     assert deepslim.load(tmp_path / "out" / "model")(data.test.images[:2]).shape == (2, 10)
 
 
-def test_adaptive_pruning_stage(trained, tmp_path):
+def test_adaptive_pruning_stage(trained, tmp_path, fake_compare):
     model, data = trained
     recipe = parse_recipe("""stages:
   - technique: adaptive_pruning
@@ -153,7 +170,8 @@ def test_adaptive_pruning_stage(trained, tmp_path):
     step: 0.2
     step_finetune_images: 64
 """)
-    metrics = compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.05)
+    metrics = compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.05,
+                       compare=fake_compare({}))
     (stage,) = metrics["stages"]
     assert stage["macs"] <= 0.6 * metrics["baseline"]["macs"]
     assert stage["details"]["history"][-1]["macs"] == stage["macs"]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import shutil
 from pathlib import Path
+from typing import Callable
 
 from ..core import DeepslimError
+from ..core.text import plural
 
 
 def parse_value(text: str):
@@ -100,10 +104,66 @@ def derived_metadata(source_meta: dict, evaluation: dict, key: str, summary: dic
     return meta
 
 
-def add_derived_output_args(parser: argparse.ArgumentParser, what: str) -> None:
+def add_derived_output_args(parser: argparse.ArgumentParser, what: str, *, device_default: str | None = "auto") -> None:
     """Options every command that writes a compressed copy of a model shares."""
-    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--out", required=True, type=Path, help=f"folder for the {what}")
+    parser.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files "
+                        "(Fashion-MNIST default: /usr/share/datasets/fashion-mnist)")
+    add_subset_arg(parser)
+    parser.add_argument("--device", default=device_default, help="auto (CUDA when present), cpu or cuda; default auto")
+    parser.add_argument("--out", required=True, type=Path, help=f"folder for the {what} (never the input's folder)")
     parser.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def command_line(args) -> str | None:
+    """The command as the user typed it (``main`` records ``args.argv``), for metadata and model cards."""
+    argv = getattr(args, "argv", None)
+    return None if argv is None else "deepslim " + shlex.join(argv)
+
+
+# --- data: what each step uses, said and recorded -------------------------------------------------
+
+def add_subset_arg(parser: argparse.ArgumentParser, what: str = "fine-tuning and calibration") -> None:
+    parser.add_argument("--subset", type=int, metavar="N",
+                        help=f"use only N images of the training pool for {what} (the validation images are "
+                             "carved from these N; the test split stays whole); default: all of them")
+
+
+def data_record(data, subset: int | None) -> dict:
+    """What a step trained or calibrated on, for metadata: data set, --subset and image counts."""
+    return {"name": data.name, "subset": subset, "train_images": len(data.train), "val_images": len(data.val)}
+
+
+def training_images(data, subset: int | None, n: int | None = None) -> str:
+    """'all 55,000 training images of fashion-mnist', or with --subset '1,833 training images of
+    fashion-mnist (--subset 2,000)'; ``n`` counts only the first n (calibration batches)."""
+    total = len(data.train)
+    used = total if n is None else min(n, total)
+    if subset is None and used == total:
+        return f"all {plural(total, 'training image')} of {data.name}"
+    scope = f"the first {plural(used, 'training image')}" if used < total else plural(used, "training image")
+    return f"{scope} of {data.name}" + (f" (--subset {subset:,})" if subset is not None else "")
+
+
+def describe_data(data, subset: int | None, uses: str) -> str:
+    """The status line that says which images a command trains, calibrates and judges on."""
+    carved = " carved from the same subset" if subset is not None else ""
+    return (f"data: {training_images(data, subset)} for {uses}, {plural(len(data.val), 'validation image')}{carved}, "
+            f"all {plural(len(data.test), 'test image')} for accuracy")
+
+
+def replace_output_dir(out: Path, build: Callable[[Path], None]) -> None:
+    """Build the new model in a hidden folder beside ``out``, then swap it in: an error or Ctrl-C
+    leaves ``out`` as it was (call ``check_output_dir`` first: it vets what may be replaced)."""
+    work = out.parent / f".{out.name}.partial"
+    if work.exists():
+        shutil.rmtree(work)  # left by a run killed outright
+    work.mkdir(parents=True)
+    try:
+        build(work)
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)

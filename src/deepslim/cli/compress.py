@@ -7,8 +7,12 @@ from pathlib import Path
 from ..core import DeepslimError, resolve_device
 from ..data import load_dataset
 from ..pipeline import TECHNIQUES, compress, load_recipe
-from ..pipeline.report import summary_line, write_report
-from .args import add_command, print_json
+from ..pipeline.compare import RUNTIME
+from ..pipeline.headline import summary_line, targets_line
+from ..pipeline.report import write_report
+from ..pipeline.runner import resume_command
+from ..profiling.latency import describe_speedup
+from .args import add_command, command_line, print_json
 from .resolve import add_model_source_args, resolve_model
 
 
@@ -51,27 +55,57 @@ def run(args) -> int:
         raise DeepslimError(f"{resolved.label} does not record its data set", hint="pass --data NAME")
     options = {"data_dir": args.data_dir} if args.data_dir else {}
     data = load_dataset(data_name, subset=args.subset, **options)
-    if args.out.resolve() == Path(resolved.artifact_dir or "/nonexistent").resolve():
-        raise DeepslimError("--out is the input model's folder; the input is never overwritten",
+    out = args.out.resolve()
+    inputs = [Path(p).resolve() for p in (resolved.artifact_dir, resolved.folder and resolved.folder.path) if p]
+    if any(out == p or out in p.parents for p in inputs):  # --overwrite would delete the input with the run
+        raise DeepslimError("--out is or holds the input model's folder; the input is never overwritten",
                             hint="choose another --out")
+    command = command_line(args) or ""
+    if command:  # Ctrl-C outside a stage (the baseline, the final timing): main prints this
+        args.interrupt_hint = f"rerun `{resume_command(command)}` to resume"
     metrics = compress(resolved.model, data, recipe, args.out, device=resolve_device(args.device),
-                       source=resolved.label, overwrite=args.overwrite, latency_seconds=args.latency_seconds)
+                       source=resolved.label, overwrite=args.overwrite, latency_seconds=args.latency_seconds,
+                       command=command)
     if args.json:
         print_json({k: v for k, v in metrics.items()})
         return 0
     _print_table(metrics)
+    _print_speedups(metrics)
+    for flag in metrics.get("flags", []):
+        print(f"FLAG: {flag}")
+    data = metrics["data"]
+    subset = f"--subset {data['subset']}" if data.get("subset") else "the whole training split"
     print(f"\n{summary_line(metrics)}")
+    print(f"targets: {targets_line(metrics.get('targets', {}))}")
+    print(f"data: fine-tunes on {data['train_images']:,} training images ({subset}); {metrics['threads']} threads; "
+          f"run time {metrics['run_seconds'] / 60:.1f} min")
     print(f"report: {args.out / 'report.html'}; model: {args.out / 'model'}; deployable: {args.out / 'model.onnx'}")
     return 0
 
 
 def _print_table(metrics: dict) -> None:
+    """Per-model measurements, each timed on its own (ms); speed-ups come from the comparison below."""
     base = metrics["baseline"]
-    print(f"{'stage':<34}{'acc %':>8}{'delta':>8}{'MACs (M)':>10}{'ONNX MB':>9}{'ORT b1 ms':>11}{'ORT b64 ms':>11}")
+    print(f"{'stage':<34}{'acc %':>8}{'delta':>8}{'MACs (M)':>10}{'ONNX MB':>9}{'weights MB':>11}"
+          f"{'ORT b1 ms':>11}{'ORT b64 ms':>11}  kept")
     for label, m in [("baseline", base)] + [(f"{s['index']}. {s['name']}", s) for s in metrics["stages"]]:
         lat = m["latency_ms"]["onnxruntime"]
+        weights = f"{m['weights_bytes'] / 1e6:.3f}" if m.get("weights_bytes") and not m.get("int8") else "-"
+        kept = "" if label == "baseline" else ("yes" if m.get("kept", True) else "no: dropped (see FLAG)")
         print(f"{label:<34}{m['accuracy']:>8.2f}{m['accuracy'] - base['accuracy']:>+8.2f}{m['macs'] / 1e6:>10.2f}"
-              f"{m['size_bytes'] / 1e6:>9.3f}{lat['1']:>11.3f}{lat['64']:>11.2f}")
+              f"{m['size_bytes'] / 1e6:>9.3f}{weights:>11}{lat['1']:>11.3f}{lat['64']:>11.2f}  {kept}")
+
+
+def _print_speedups(metrics: dict) -> None:
+    """Every stage against the baseline, from the run's one interleaved comparison (the headline's source)."""
+    stages = metrics.get("comparison", {}).get("stages", {})
+    if not stages:
+        return
+    print(f"\nspeed-up vs baseline on {RUNTIME}, all models timed in turns (median [min-max], rounds):")
+    for s in metrics["stages"]:
+        rows = stages[str(s["index"])]["vs_baseline"]
+        print(f"  {s['index']}. {s['name']}: batch 1 {describe_speedup(rows['1'])}; "
+              f"batch 64 {describe_speedup(rows['64'])}")
 
 
 def run_report(args) -> int:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..core import resolve_device
+from ..core.text import plural
 from ..data import load_dataset
 from ..profiling.energy import EnergySettings, energy_report, measure_power
 from ..profiling.training_cost import time_training_steps, training_step_flops
-from .args import add_command, add_data_args, data_options, parse_kwargs, print_json
+from .args import add_command, add_data_args, data_options, parse_kwargs, print_json, training_images
 from .resolve import add_model_source_args, resolve_model
 
 
@@ -17,9 +18,10 @@ def add_parser(sub) -> None:
                                 "CO2e = energy x grid intensity (Strubell et al., 2019).")
     add_model_source_args(p)
     add_data_args(p, required=True)
-    p.add_argument("--epochs", type=int, required=True, help="planned epochs")
+    p.add_argument("--epochs", type=int, required=True, help="planned training epochs")
     p.add_argument("--batch-size", type=int, default=128, help="default 128")
-    p.add_argument("--subset", type=int, help="planned run uses only this many training images")
+    p.add_argument("--subset", type=int, metavar="N", help="the planned run uses only N images of the training pool "
+                   "(as `deepslim train --subset N`)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -50,7 +52,8 @@ def run(args) -> int:
     if args.json:
         print_json(result)
         return 0
-    print(f"{resolved.label} on {args.data}: {args.epochs} epochs x {steps_per_epoch} steps of {args.batch_size}")
+    print(f"{resolved.label} on {args.data}: {plural(args.epochs, 'epoch')} x {plural(steps_per_epoch, 'step')} "
+          f"of {args.batch_size} ({training_images(data, args.subset)})")
     print(f"  FLOPs per training image (forward + backward): {flops_per_sample / 1e6:.1f} M")
     print(f"  total FLOPs: {result['total_flops']:.3g}")
     print(f"  time: {step_seconds * 1000:.0f} ms per step measured on {device} -> {seconds / 60:.1f} min")

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..core import DeepslimError
 from ..distill import KD, Distillation
 from ..export import list_pretrained
+from .options import add_alias, fill_defaults, refuse_unless
 from .resolve import resolve_model
 from .train import add_training_args, run_training
 
@@ -21,14 +22,20 @@ def add_parser(sub) -> None:
                                 "feature hints (FitNets) or attention transfer. Saved like `deepslim train`.")
     p.add_argument("--teacher", required=True, help="teacher: a saved model folder or a shipped baseline name")
     p.add_argument("--student", required=True, help="student model name (see `deepslim zoo`)")
-    p.add_argument("--temperature", type=float, default=d.temperature, help=f"default {d.temperature}")
-    p.add_argument("--alpha", type=float, default=d.alpha,
-                   help=f"weight of the soft (teacher) loss; 1 - alpha goes to the labels. Default {d.alpha}")
+    # --kd-temperature / --kd-alpha, as in prune, factorize and quantize; the old names still work.
+    temperature = p.add_argument("--kd-temperature", type=float, default=d.temperature, metavar="T",
+                                 help=f"softmax temperature of both models' logits; default {d.temperature}")
+    add_alias(p, "--temperature", temperature)
+    alpha = p.add_argument("--kd-alpha", type=float, default=d.alpha, metavar="A",
+                           help=f"weight of the soft (teacher) loss; 1 - A goes to the labels; default {d.alpha}")
+    add_alias(p, "--alpha", alpha)
     p.add_argument("--hint", action="append", metavar="STUDENT_LAYER=TEACHER_LAYER",
                    help="feature hint, repeatable, e.g. --hint features.3=stages.1")
-    p.add_argument("--hint-loss", choices=("mse", "attention"), default=d.hint_loss,
-                   help="mse through a learned adapter (FitNets) or attention transfer; default mse")
-    p.add_argument("--hint-weight", type=float, default=d.hint_weight, help=f"default {d.hint_weight}")
+    p.add_argument("--hint-loss", choices=("mse", "attention"),
+                   help=f"with --hint: mse through a learned adapter (FitNets) or attention transfer; "
+                        f"default {d.hint_loss}")
+    p.add_argument("--hint-weight", type=float,
+                   help=f"with --hint: weight of the feature-hint loss; default {d.hint_weight}")
     add_training_args(p)
     p.set_defaults(func=run)
 
@@ -53,7 +60,11 @@ def _teacher(text: str):
 
 
 def run(args) -> int:
-    kd = KD(temperature=args.temperature, alpha=args.alpha, hints=_hints(args.hint), hint_loss=args.hint_loss,
+    d = KD()
+    for dest in ("hint_loss", "hint_weight"):
+        refuse_unless(args, dest, bool(args.hint), "--hint", "add --hint STUDENT_LAYER=TEACHER_LAYER")
+    fill_defaults(args, {"hint_loss": d.hint_loss, "hint_weight": d.hint_weight})
+    kd = KD(temperature=args.kd_temperature, alpha=args.kd_alpha, hints=_hints(args.hint), hint_loss=args.hint_loss,
             hint_weight=args.hint_weight)
     teacher = _teacher(args.teacher)
     teacher_data = (getattr(teacher.model, "deepslim_metadata", None) or {}).get("dataset", {}).get("name")

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core import DeepslimError
+from ..core import DeepslimError, log
+from ..core.text import plural
 from ..data import load_dataset
 from ..export.files import write_atomic, write_json_atomic
 from ..models import create_model
 from ..prune import LotteryConfig, find_lottery_ticket
 from ..train import TrainConfig
-from .args import add_command, add_data_args, data_options, parse_kwargs, print_json
+from .args import (
+    add_command,
+    add_data_args,
+    add_subset_arg,
+    data_options,
+    data_record,
+    parse_kwargs,
+    print_json,
+    training_images,
+)
 
 
 def add_parser(sub) -> None:
@@ -22,14 +32,15 @@ def add_parser(sub) -> None:
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="model option, repeatable")
     add_data_args(p, required=True)
     p.add_argument("--rounds", type=int, default=5, help="pruning rounds, default 5")
-    p.add_argument("--prune-per-round", type=float, default=0.2, help="fraction of remaining weights pruned per round")
-    p.add_argument("--rewind-step", type=int, default=0, help="optimizer step to rewind to (0 = initialisation)")
+    p.add_argument("--prune-per-round", type=float, default=0.2,
+                   help="fraction of the remaining weights pruned per round, default 0.2")
+    p.add_argument("--rewind-step", type=int, default=0, help="optimizer step to rewind to, default 0 (initialisation)")
     p.add_argument("--no-controls", action="store_true", help="skip the random re-init and random pruning controls")
     p.add_argument("--epochs", type=int, default=5, help="training epochs per round, default 5")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=128, help="training batch size, default 128")
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate, default 0.05")
-    p.add_argument("--subset", type=int, help="train on only this many images")
-    p.add_argument("--seed", type=int, default=0)
+    add_subset_arg(p, "every round's training")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split and the training, default 0")
     p.add_argument("--out", required=True, type=Path, help="folder for lottery.json and lottery.png")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -42,12 +53,14 @@ def run(args) -> int:
     cfg = LotteryConfig(rounds=args.rounds, prune_per_round=args.prune_per_round, rewind_step=args.rewind_step,
                         controls=not args.no_controls)
     data = load_dataset(args.data, subset=args.subset, seed=args.seed, **data_options(args))
+    log(f"data: every round trains {plural(args.epochs, 'epoch')} on {training_images(data, args.subset)}; "
+        f"accuracy on all {plural(len(data.test), 'test image')}")
     kwargs = {"in_channels": data.input_shape[0], "num_classes": data.num_classes, **parse_kwargs(args.model_arg)}
     create_model(args.model, **kwargs)  # fail fast on a bad name or option
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     records = find_lottery_ticket(lambda: create_model(args.model, **kwargs), data, train_cfg, cfg)
     result = {"model": args.model, "model_kwargs": kwargs, "data": args.data, "config": cfg.to_dict(),
-              "train": train_cfg.to_dict(), "rounds": records}
+              "train": train_cfg.to_dict(), "train_data": data_record(data, args.subset), "rounds": records}
     write_json_atomic(args.out / "lottery.json", result)
     _plot(records, args.out / "lottery.png", args.model)
     if args.json:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import torch
 
-from ..export.onnx import export_onnx
+from ..core import DeepslimError
+from ..export.onnx import export_onnx, onnx_session, run_onnx
 from ..profiling import profile
 from ..profiling.energy import EnergySettings, codecarbon_measure, inference_energy_per_1000, measure_power
 from ..profiling.latency import cpu_description, measure_latency
-from ..profiling.size import compact_weight_bytes, path_bytes
+from ..profiling.size import compact_weight_bytes, path_bytes, stored_weights
 from ..train import check_input_shape
 from .args import add_command, parse_kwargs, parse_shape, print_json
 from .resolve import add_model_source_args, resolve_model
@@ -21,11 +22,15 @@ def add_parser(sub) -> None:
     p = add_command(sub, "profile", help="measure what a model costs",
                     description="Count parameters and MACs (per layer), parameter and activation memory; with "
                                 "--latency also time it on PyTorch and ONNX Runtime at batch 1 and 64, and report "
-                                "its size on disk and energy per 1,000 predictions.")
+                                "its size on disk and energy per 1,000 predictions. What is deployed is measured: "
+                                "an int8 folder's (or compress run's) int8 ONNX file is timed on ONNX Runtime and "
+                                "its size reported; bit-packed or sparse models report their compact weights file.")
     add_model_source_args(p)
     p.add_argument("--input-shape", help="input shape, e.g. 1,1,28,28 (default: recorded with the model, else 1,1,28,28)")
     p.add_argument("--latency", action="store_true", help="also measure latency, size and energy")
     p.add_argument("--batch-sizes", default="1,64", help="batch sizes for --latency, default 1,64")
+    p.add_argument("--latency-seconds", type=float, default=1.0,
+                   help="time spent measuring each runtime and batch size, default 1.0")
     p.add_argument("--threads", type=int, help="threads for both runtimes (default: all of PyTorch's)")
     p.add_argument("--codecarbon", action="store_true",
                    help="with --latency, also measure energy with codecarbon's offline tracker (if installed)")
@@ -36,12 +41,17 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if args.latency_seconds < 0:
+        raise DeepslimError(f"--latency-seconds {args.latency_seconds} is negative", hint="e.g. --latency-seconds 1")
     resolved = resolve_model(args.model, args.model_dir, parse_kwargs(args.model_arg))
     shape = parse_shape(args.input_shape) if args.input_shape else (resolved.input_shape or (1, 1, 28, 28))
     model = resolved.model.eval()
     example = torch.randn(*shape)
     result = profile(model, example)
     data = {"model": resolved.label, **result.to_dict()}
+    deployed = resolved.deployed_onnx
+    if deployed is not None:
+        data["deployed"] = {"onnx": str(deployed), "runtime": "onnxruntime int8"}
     if args.latency:
         data.update(_latency_size_energy(model, example, resolved, args))
     if args.json:
@@ -49,6 +59,9 @@ def run(args) -> int:
         return 0
     print(f"{resolved.label}")
     print(result.table(max_rows=args.rows))
+    if deployed is not None:
+        print(f"\ndeployed as {deployed} (int8 on ONNX Runtime); the counts above are its PyTorch twin's, which "
+              "simulates int8 with the same multiply-adds")
     if args.latency:
         _print_latency(data)
     return 0
@@ -57,34 +70,72 @@ def run(args) -> int:
 def _latency_size_energy(model, example, resolved, args) -> dict:
     check_input_shape(model, example)
     batch_sizes = tuple(int(b) for b in parse_shape(args.batch_sizes)) if "," in args.batch_sizes else (int(args.batch_sizes),)
-    rows = measure_latency(model, example, batch_sizes=batch_sizes, threads=args.threads)
+    deployed = resolved.deployed_onnx
+    if deployed is not None:
+        # The PyTorch twin only simulates int8 (float arithmetic plus rounding): timing it, or a fresh
+        # float export of it, would say nothing about the int8 file that ships. Time that file.
+        rows = measure_latency(deployed, example, batch_sizes=batch_sizes, runtimes=("onnxruntime",),
+                               threads=args.threads, min_seconds=args.latency_seconds)
+        session = onnx_session(deployed, threads=rows[0].threads)
+
+        def forward(batch):
+            run_onnx(session, batch)
+    else:
+        rows = measure_latency(model, example, batch_sizes=batch_sizes, threads=args.threads,
+                               min_seconds=args.latency_seconds)
+
+        def forward(batch):
+            with torch.inference_mode():
+                model(batch)
     threads = rows[0].threads
     settings = EnergySettings.from_env()
-    power = measure_power(lambda: model(example), seconds=0.5, settings=settings, cores=threads)
+    power = measure_power(lambda: forward(example), seconds=0.5, settings=settings, cores=threads)
     energy = [{"runtime": r.runtime, **inference_energy_per_1000(r.median_ms, r.batch_size, power["watts"], settings,
                                                                   source=power["source"])} for r in rows]
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx = export_onnx(model, Path(tmp) / "model.onnx", example[:1])
-        onnx_bytes = path_bytes(onnx["path"])
-    size = {"onnx_bytes": onnx_bytes, **compact_weight_bytes(model)}
-    if resolved.artifact_dir is not None:
-        size["artifact_bytes"] = path_bytes(resolved.artifact_dir / "weights.safetensors") + \
-            path_bytes(resolved.artifact_dir / "architecture.json") + path_bytes(resolved.artifact_dir / "metadata.json")
-    result = {"latency": [r.to_dict() for r in rows], "size": size, "energy_per_1000": energy,
-              "environment": cpu_description()}
+    result = {"latency": [r.to_dict() for r in rows], "size": _sizes(model, example, resolved),
+              "energy_per_1000": energy, "environment": cpu_description(),
+              "timed": {"onnxruntime": str(deployed) if deployed is not None else "float32 ONNX export (temporary)",
+                        **({} if deployed is not None else {"torch": "the PyTorch model"})}}
     if args.codecarbon:
         from ..profiling.latency import _batch
 
         batch = _batch(example, max(batch_sizes))
 
         def work() -> int:
-            with torch.inference_mode():
-                model(batch)
+            forward(batch)
             return len(batch)
 
-        result["codecarbon_per_1000"] = {"runtime": "torch", "batch_size": len(batch),
+        result["codecarbon_per_1000"] = {"runtime": rows[0].runtime, "batch_size": len(batch),
                                          **codecarbon_measure(work, seconds=3.0, country_iso_code=args.country)}
     return result
+
+
+def _sizes(model, example, resolved) -> dict:
+    """Sizes on disk; ``deployed_bytes`` is the form the model ships in: the int8 ONNX file, the
+    bit-packed or sparse weights file, else a float32 ONNX export."""
+    size = dict(compact_weight_bytes(model))
+    deployed = resolved.deployed_onnx
+    if deployed is not None:
+        size.update(onnx_bytes=path_bytes(deployed), onnx_file=str(deployed), deployed_bytes=path_bytes(deployed),
+                    deployed_as=f"int8 ONNX ({deployed.name})")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx = export_onnx(model, Path(tmp) / "model.onnx", example[:1])
+            size.update(onnx_bytes=path_bytes(onnx["path"]), onnx_file=None)
+        size.update(deployed_bytes=size["onnx_bytes"], deployed_as="float32 ONNX export")
+    folder = resolved.artifact_dir
+    if folder is not None and (folder / "weights.safetensors").is_file():
+        size["artifact_bytes"] = sum(path_bytes(folder / f) for f in ("weights.safetensors", "architecture.json",
+                                                                       "metadata.json"))
+        stored = stored_weights(folder)
+        size.update(weights_file_bytes=stored["bytes"], weights_encoding=stored["encoding"])
+        if deployed is None and stored["encoding"] != "dense":
+            size.update(deployed_bytes=stored["bytes"], deployed_as=f"weights.safetensors ({stored['encoding']})")
+    return size
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1e3:.1f} KB" if n < 1e6 else f"{n / 1e6:.2f} MB"
 
 
 def _print_latency(data: dict) -> None:
@@ -94,12 +145,15 @@ def _print_latency(data: dict) -> None:
     for r in data["latency"]:
         print(f"  {r['runtime']:<12} {r['batch_size']:>5} {r['median_ms']:>9.3f} {r['iqr_ms']:>8.3f} "
               f"{r['median_ms'] / r['batch_size']:>10.4f} {r['repeats']:>8}")
+    if "torch" not in {r["runtime"] for r in data["latency"]}:
+        print(f"  timed: {data['timed']['onnxruntime']} (the PyTorch twin only simulates int8; not timed)")
     s = data["size"]
-    line = f"\nsize: ONNX {s['onnx_bytes'] / 1e6:.2f} MB, weights {s['dense_bytes'] / 1e6:.2f} MB dense / " \
-           f"{s['compact_bytes'] / 1e6:.2f} MB compact"
-    if "artifact_bytes" in s:
-        line += f", saved model {s['artifact_bytes'] / 1e6:.2f} MB"
-    print(line)
+    float_export = s["onnx_file"] is None and s["deployed_bytes"] != s["onnx_bytes"]
+    details = [f"float32 ONNX export {_kb(s['onnx_bytes'])}" if float_export else None,
+               f"weights {_kb(s['dense_bytes'])} dense / {_kb(s['compact_bytes'])} compact (in memory)"
+               if s["onnx_file"] is None else None,
+               f"saved model {_kb(s['artifact_bytes'])}" if "artifact_bytes" in s else None]
+    print(f"\nsize: {_kb(s['deployed_bytes'])} as {s['deployed_as']}; " + "; ".join(d for d in details if d))
     e = data["energy_per_1000"][0]
     print(f"energy per 1,000 predictions (power {e['watts']:.0f} W {e['power_source']}, PUE {e['pue']}, "
           f"{e['grid_g_per_kwh']:.0f} g CO2e/kWh):")

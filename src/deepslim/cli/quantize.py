@@ -3,21 +3,49 @@
 from __future__ import annotations
 
 import copy
-import shutil
-from pathlib import Path
 
 from ..core import DeepslimError, log, resolve_device
+from ..core.text import plural
 from ..data import load_dataset
 from ..export import evaluate_onnx, save
+from ..export.model_card import write_model_card
 from ..quantize import LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_, strip_qat
+from ..quantize.observers import OBSERVERS
 from ..quantize.qat import qat_export_config
 from ..train import TrainConfig, Trainer, evaluate
-from .args import add_command, check_output_dir, data_options, derived_metadata, print_json
-from .recovery import add_distill_args, recovery_callbacks, teacher_copy
+from .args import (
+    add_command,
+    add_derived_output_args,
+    check_output_dir,
+    command_line,
+    data_options,
+    data_record,
+    derived_metadata,
+    describe_data,
+    print_json,
+    replace_output_dir,
+    training_images,
+)
+from .options import add_alias, check_count, fill_defaults, given, refuse_inapplicable, refuse_model_args, refuse_unless
+from .recovery import add_distill_args, check_distill_args, recovery_callbacks, teacher_copy
 from .resolve import add_model_source_args, resolve_model
 
 INT8_FILE = "model.int8.onnx"
 METHODS = ("ptq", "qat", "binary", "ternary")
+_INT8 = ("bits", "observer", "percentile", "calibration_images", "keep_float", "equalize", "bias_correction")
+_TRAINING = ("finetune_epochs", "lr", "distill", "device")
+# The options each method uses; any other of them the user gives is refused, naming what applies.
+APPLIES = {"ptq": _INT8, "qat": _INT8 + _TRAINING, "binary": _TRAINING + ("binary_activations",),
+           "ternary": _TRAINING}
+HINTS = {**{(d, "ptq"): "ptq does not train: use --method qat to fine-tune" for d in _TRAINING[:3]},
+         ("device", "ptq"): "ptq calibrates and evaluates on the CPU; --device is for qat, binary and ternary",
+         **{(d, m): "binary/ternary weights are 1 or 2 bits and have no calibrated int8 ranges; the int8 options "
+                    "are for --method ptq or qat" for d in _INT8 for m in ("binary", "ternary")},
+         ("binary_activations", "ternary"): "--binary-activations is for --method binary"}
+# Per-method defaults: qat fine-tunes briefly with SGD; binary/ternary train longer with AdamW.
+EPOCHS = {"qat": 2, "binary": 5, "ternary": 5}
+LR = {"qat": 0.005, "binary": 1e-3, "ternary": 1e-3}
+DEFAULTS = {"bits": 8, "observer": "percentile", "percentile": 99.99, "calibration_images": 512, "device": "auto"}
 
 
 def add_parser(sub) -> None:
@@ -26,108 +54,148 @@ def add_parser(sub) -> None:
                                 "calibrated on training images). qat: the same after quantization-aware training with "
                                 f"learned step sizes. Both write {INT8_FILE}, run by ONNX Runtime's integer kernels, which "
                                 "`deepslim eval` evaluates; with --bits below 8 the result is a fake-quantized PyTorch "
-                                "model only. binary/ternary: weights trained to 1 or 2 bits and stored bit-packed.")
+                                "model only. binary/ternary: weights trained to 1 or 2 bits and stored bit-packed. "
+                                "Options that do not apply to the --method are refused.")
     add_model_source_args(p)
-    p.add_argument("--method", choices=METHODS, default="ptq", help="default ptq")
-    p.add_argument("--bits", type=int, default=8, help="weight bit-width for ptq/qat (1-8), default 8")
-    p.add_argument("--observer", default="percentile", help="minmax, percentile, mse or entropy (default percentile)")
-    p.add_argument("--percentile", type=float, default=99.99)
-    p.add_argument("--calib", type=int, default=512, help="calibration images from the training split, default 512")
-    p.add_argument("--keep-float", default="", help="comma-separated layer names to leave in float (ptq/qat)")
-    p.add_argument("--equalize", action="store_true", help="cross-layer equalization before quantizing")
-    p.add_argument("--bias-correction", action="store_true", help="empirical bias correction")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs for qat (default 2) and binary/ternary (5)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (qat: SGD 0.005; binary/ternary: AdamW 0.001)")
+    p.add_argument("--method", choices=METHODS, default="ptq", help="quantization method; default ptq")
+    p.add_argument("--bits", type=int, help="ptq, qat: weight bit-width (1-8); default 8")
+    p.add_argument("--observer", choices=OBSERVERS,
+                   help="ptq, qat: how activation ranges are set from the calibration images; default percentile")
+    p.add_argument("--percentile", type=float, metavar="P",
+                   help="with --observer percentile: the range covers this percentile of the activations; "
+                        f"default {DEFAULTS['percentile']}")
+    calibration = p.add_argument("--calibration-images", type=int, metavar="N",
+                                 help="ptq, qat: calibration images from the training split; default 512")
+    add_alias(p, "--calib", calibration)
+    p.add_argument("--keep-float", metavar="LAYERS", help="ptq, qat: comma-separated layer names to leave in float")
+    p.add_argument("--equalize", action="store_true", help="ptq, qat: cross-layer equalization before quantizing")
+    p.add_argument("--bias-correction", action="store_true", help="ptq, qat: empirical bias correction")
+    epochs = p.add_argument("--finetune-epochs", type=int, metavar="N",
+                            help="qat, binary, ternary: training epochs; default 2 for qat, 5 for binary/ternary")
+    add_alias(p, "--epochs", epochs)
+    p.add_argument("--lr", type=float,
+                   help="qat, binary, ternary: learning rate; default SGD 0.005 for qat, AdamW 0.001 for "
+                        "binary/ternary")
     p.add_argument("--binary-activations", action="store_true", help="binary: also binarize layer inputs")
     add_distill_args(p)
-    p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
-    p.add_argument("--device", default="auto", help="training device for qat/binary/ternary")
-    p.add_argument("--out", required=True, type=Path, help="folder for the quantized model")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--json", action="store_true")
+    add_derived_output_args(p, "quantized model", device_default=None)
     p.set_defaults(func=run)
 
 
+def check_args(args) -> None:
+    """Refuse options that would not act, then fill the defaults of those left unset."""
+    refuse_model_args(args)
+    refuse_inapplicable(args, args.method, APPLIES, HINTS)
+    refuse_unless(args, "percentile", args.observer in (None, "percentile"), "--observer percentile",
+                  f"--observer {args.observer} does not use a percentile")
+    trains = args.method != "ptq"
+    if trains:
+        check_count(args, "finetune_epochs", 1)
+    for dest in ("calibration_images",) + (("subset",) if given(args, "subset") else ()):
+        check_count(args, dest, 1 if dest == "calibration_images" else 2)
+    check_distill_args(args, trains, "--method qat, binary or ternary")
+    fill_defaults(args, {**DEFAULTS, "finetune_epochs": EPOCHS.get(args.method, 0), "lr": LR.get(args.method)})
+    if not 1 <= args.bits <= 8:
+        raise DeepslimError(f"--bits {args.bits} is outside 1-8", hint="use 8 for int8 ONNX, 2-4 for fake-quant studies")
 
 
 def run(args) -> int:
-    keep = [n.strip() for n in args.keep_float.split(",") if n.strip()]
-    config = PTQConfig(observer=args.observer, percentile=args.percentile, calibration_size=args.calib, keep_float=keep,
-                       equalize=args.equalize, bias_correction=args.bias_correction)
-    if not 1 <= args.bits <= 8:
-        raise DeepslimError(f"--bits {args.bits} is outside 1-8", hint="use 8 for int8 ONNX, 2-4 for fake-quant studies")
+    check_args(args)
+    keep = [n.strip() for n in (args.keep_float or "").split(",") if n.strip()]
+    config = PTQConfig(observer=args.observer, percentile=args.percentile, calibration_size=args.calibration_images,
+                       keep_float=keep, equalize=args.equalize, bias_correction=args.bias_correction)
     resolved = resolve_model(args.model, args.model_dir)
     check_output_dir(args.out, resolved.artifact_dir, args.overwrite)
     meta = dict(resolved.model.deepslim_metadata or {})
     data_name = meta.get("dataset", {}).get("name")
     if not data_name:
         raise DeepslimError(f"{resolved.label} does not record its data set")
-    data = load_dataset(data_name, **data_options(args))
+    args.interrupt_hint = "nothing was written to --out; rerun the same command"
+    data = load_dataset(data_name, subset=args.subset, **data_options(args))
+    log(describe_data(data, args.subset, "calibration" if args.method == "ptq" else
+                      ("calibration and training" if args.method == "qat" else "training")))
     model = resolved.model.cpu().eval()
     float_acc = evaluate(model, data.test, desc="test (float)")["accuracy"]
-    calibration = data.train.images[: args.calib]
-    if args.out.exists() and args.overwrite:
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    calibration = data.train.images[: args.calibration_images]
+    if args.method in ("ptq", "qat"):
+        log(f"calibrating activation ranges ({args.observer} observer) on "
+            f"{training_images(data, args.subset, args.calibration_images)}")
     method = {"ptq": _ptq, "qat": _qat, "binary": _lowbit, "ternary": _lowbit}[args.method]
-    twin, summary, deploy = method(args, model, config, data, calibration)
-    summary = {"method": args.method, "bits": args.bits if args.method in ("ptq", "qat") else None,
-               "float_accuracy": float_acc, **summary}
-    if deploy:
-        final = evaluate_onnx(args.out / INT8_FILE, data.test)
-        summary["int8_onnx_accuracy"] = final["accuracy"]
-        runtime = "onnxruntime int8"
-    else:
-        final = evaluate(twin, data.test, desc="test (quantized)")
-        runtime = "pytorch (simulated)"
-    summary["accuracy"] = final["accuracy"]
-    new_meta = derived_metadata(meta, final, "quantization",
-                                {**summary, "config": config.to_dict(), "source": resolved.label})
-    new_meta["metrics"]["runtime"] = runtime
-    if deploy:
-        new_meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
-    save(twin.cpu(), args.out, metadata=new_meta)
+    done = {}
+
+    def build(folder):
+        twin, summary, deploy = method(args, model, config, data, calibration, folder)
+        summary = {"method": args.method, "bits": args.bits if args.method in ("ptq", "qat") else None,
+                   "float_accuracy": float_acc, **summary}
+        if deploy:
+            final = evaluate_onnx(folder / INT8_FILE, data.test)
+            summary["int8_onnx_accuracy"] = final["accuracy"]
+            runtime = "onnxruntime int8"
+        else:
+            final = evaluate(twin, data.test, desc="test (quantized)")
+            runtime = "pytorch (simulated)"
+        summary.update(accuracy=final["accuracy"], data=data_record(data, args.subset), command=command_line(args),
+                       calibration_images=len(calibration) if args.method in ("ptq", "qat") else None,
+                       finetune_epochs=args.finetune_epochs if args.method != "ptq" else 0)
+        new_meta = derived_metadata(meta, final, "quantization",
+                                    {**summary, "config": config.to_dict(), "source": resolved.label})
+        new_meta["metrics"]["runtime"] = runtime
+        if deploy:
+            new_meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
+        save(twin.cpu(), folder, metadata=new_meta)
+        write_model_card(folder)
+        done.update(summary=summary, final=final, runtime=runtime, deploy=deploy)
+
+    replace_output_dir(args.out, build)
     if args.json:
-        print_json({"out": str(args.out), **summary})
+        print_json({"out": str(args.out), **done["summary"]})
         return 0
-    print(f"{args.method}: full-test accuracy float {float_acc:.2f}% -> {final['accuracy']:.2f}% ({runtime})")
-    print(f"saved to {args.out}" + (f" ({INT8_FILE} runs on ONNX Runtime's integer kernels)" if deploy else ""))
+    print(f"{args.method}: full-test accuracy float {float_acc:.2f}% -> {done['final']['accuracy']:.2f}% "
+          f"({done['runtime']})")
+    print(f"saved to {args.out}" + (f" ({INT8_FILE} runs on ONNX Runtime's integer kernels)" if done["deploy"] else ""))
     return 0
 
 
-def _ptq(args, model, config, data, calibration):
+def _train_log(args, data, what: str, teacher) -> None:
+    log(f"{what} for {plural(args.finetune_epochs, 'epoch')} on {training_images(data, args.subset)}"
+        + (" with distillation from the input model" if teacher is not None else ""))
+
+
+def _ptq(args, model, config, data, calibration, folder):
     twin = quantize_(model, config, calibration, weight_bits=args.bits)
     summary = {"fake_quant_accuracy": evaluate(twin, data.test, desc="test (fake-quant)")["accuracy"]}
     if args.bits != 8:
         log(f"{args.bits}-bit weights: ONNX Runtime has no integer conv kernels for them; the model is simulated in PyTorch")
         return twin, summary, False
-    info = export_int8(model, calibration, args.out / INT8_FILE, config)
+    info = export_int8(model, calibration, folder / INT8_FILE, config)
     summary.update(kept_float=info["kept_float"], left_float=info["left_float"],
                    quantized_layers=len(info["quantized_nodes"]))
     return twin, summary, True
 
 
-def _qat(args, model, config, data, calibration):
+def _qat(args, model, config, data, calibration, folder):
     teacher = teacher_copy(args, model)
     qat = prepare_qat(model, calibration, weight_bits=args.bits, config=config)
-    cfg = TrainConfig(epochs=args.epochs or 2, lr=args.lr or 0.005, schedule="cosine", weight_decay=0.0)
+    cfg = TrainConfig(epochs=args.finetune_epochs, lr=args.lr, schedule="cosine", weight_decay=0.0)
     callbacks = recovery_callbacks(args, teacher, qat, data, resolve_device(args.device))
+    _train_log(args, data, "quantization-aware training", teacher)
     Trainer(qat, cfg, callbacks=callbacks, device=args.device).fit(data.train, val_data=data.val)
     qat = qat.cpu().eval()
     summary = {"fake_quant_accuracy": evaluate(qat, data.test, desc="test (QAT fake-quant)")["accuracy"],
                "qat_epochs": cfg.epochs, "distilled": teacher is not None}
     if args.bits != 8:
         return qat, summary, False
-    export_int8(strip_qat(qat), calibration, args.out / INT8_FILE, qat_export_config(config))
+    export_int8(strip_qat(qat), calibration, folder / INT8_FILE, qat_export_config(config))
     return qat, summary, True
 
 
-def _lowbit(args, model, config, data, calibration):
+def _lowbit(args, model, config, data, calibration, folder):
     teacher = teacher_copy(args, model)
     twin = copy.deepcopy(model)
     wrapped = lowbit_(twin, LowBitConfig(mode=args.method, binary_activations=args.binary_activations))
-    cfg = TrainConfig(epochs=args.epochs or 5, optimizer="adamw", lr=args.lr or 1e-3, weight_decay=0.0)
+    cfg = TrainConfig(epochs=args.finetune_epochs, optimizer="adamw", lr=args.lr, weight_decay=0.0)
     callbacks = recovery_callbacks(args, teacher, twin, data, resolve_device(args.device))
+    _train_log(args, data, f"training {args.method} weights", teacher)
     Trainer(twin, cfg, callbacks=callbacks, device=args.device).fit(data.train, val_data=data.val)
     freeze_lowbit_(twin)
     return twin.cpu().eval(), {"low_bit_layers": wrapped, "epochs": cfg.epochs, "distilled": teacher is not None}, False

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core import DeepslimError, resolve_device
+from ..core import DeepslimError, log, resolve_device
+from ..core.text import plural
 from ..data import load_dataset
 from ..export.files import write_json_atomic
 from ..prune import sensitivity_scan
-from .args import add_command, data_options, print_json
+from .args import add_command, add_subset_arg, data_options, data_record, print_json, training_images
+from .options import refuse_model_args
 from .resolve import add_model_source_args, resolve_model
+
+
+BN_IMAGES = 2048  # training images BatchNorm statistics are re-estimated on in every trial
 
 
 def add_parser(sub) -> None:
@@ -18,21 +23,25 @@ def add_parser(sub) -> None:
                                 "measure validation accuracy (BatchNorm statistics re-estimated first): a table, sensitivity.json and sensitivity.png.")
     add_model_source_args(p)
     p.add_argument("--ratios", default="0.25,0.5,0.75", help="fractions of channels to remove, default 0.25,0.5,0.75")
-    p.add_argument("--importance", default="l2", help="l1, l2, bn_scale, fpgm or random (default l2)")
+    p.add_argument("--importance", choices=("l1", "l2", "bn_scale", "fpgm", "random"), default="l2",
+                   help="how channels are ranked; default l2")
     p.add_argument("--layers", help="comma-separated layer names (default: every conv/linear but the head)")
     p.add_argument("--no-recalibrate", action="store_true",
-                   help="skip re-estimating BatchNorm statistics (on 2,048 training images) in every trial")
+                   help=f"skip re-estimating BatchNorm statistics (on {BN_IMAGES:,} training images) in every trial")
     p.add_argument("--finetune-images", type=int, default=0, metavar="N",
                    help="let every trial recover on N training images before it is judged (drops taken against "
                         "the unpruned model given the same fine-tune); default 0 (no fine-tune)")
     p.add_argument("--out", type=Path, help="folder for sensitivity.json and .png (default: DIR/sensitivity)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
+    add_subset_arg(p, "BatchNorm re-estimation and the trials' fine-tunes (the validation images that judge "
+                      "each trial are carved from them too)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    refuse_model_args(args)
     try:
         ratios = tuple(float(r) for r in args.ratios.split(",") if r.strip())
     except ValueError as exc:
@@ -45,16 +54,22 @@ def run(args) -> int:
     data_name = resolved.model.deepslim_metadata.get("dataset", {}).get("name")
     if not data_name:
         raise DeepslimError(f"{resolved.label} does not record its data set")
-    data = load_dataset(data_name, **data_options(args))
+    data = load_dataset(data_name, subset=args.subset, **data_options(args))
+    steps = [] if args.no_recalibrate else [
+        f"BatchNorm statistics re-estimated on {training_images(data, args.subset, BN_IMAGES)}"]
+    if args.finetune_images:
+        steps.append(f"a fine-tune on {plural(args.finetune_images, 'training image')}")
+    log(f"each trial is judged on {plural(len(data.val), 'validation image')} of {data.name}"
+        + (f" after {' and '.join(steps)}" if steps else ""))
     device = resolve_device(args.device)
     model = resolved.model.to(device)
     layers = [n.strip() for n in args.layers.split(",")] if args.layers else None
     result = sensitivity_scan(model, data.val, data.test.images[:1].to(device), ratios=ratios,
                               importance=args.importance, layers=layers,
-                              calibration_images=None if args.no_recalibrate else data.train.images[:2048],
+                              calibration_images=None if args.no_recalibrate else data.train.images[:BN_IMAGES],
                               train_data=data.train, finetune_images=args.finetune_images)
     out = args.out or ((resolved.artifact_dir / "sensitivity") if args.model_dir else Path(f"sensitivity-{resolved.label}"))
-    write_json_atomic(out / "sensitivity.json", result.to_dict())
+    write_json_atomic(out / "sensitivity.json", {**result.to_dict(), "data": data_record(data, args.subset)})
     result.plot(out / "sensitivity.png")
     if args.json:
         print_json(result.to_dict())

@@ -8,7 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..core import DeepslimError, log, resolve_device
+import torch
+
+from ..core import DeepslimError, log, resolve_device, seed_everything
+from ..core.text import plural
 from ..data import load_dataset
 from ..export import is_artifact, save
 from ..export.model_card import write_model_card
@@ -35,18 +38,25 @@ def add_training_args(p) -> None:
                    help="model option, repeatable, e.g. --model-arg widths=32,64,128")
     add_data_args(p, required=True)
     p.add_argument("--out", required=True, type=Path, help="output folder for the trained model")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=d.optimizer, help=f"default {d.optimizer}")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs, default {d.epochs}")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"training batch size, default {d.batch_size}")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=d.optimizer,
+                   help=f"sgd (momentum, Nesterov) or adamw; default {d.optimizer}")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.1 for sgd, 0.001 for adamw)")
-    p.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 for sgd, 0.05 for adamw")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="weight decay (not on biases and norms); default 5e-4 for sgd, 0.05 for adamw")
     p.add_argument("--schedule", choices=("cosine", "onecycle", "constant"), default=d.schedule,
                    help=f"learning-rate schedule, default {d.schedule}")
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs,
+                   help=f"epochs of linear learning-rate warm-up before the schedule (may be fractional); "
+                        f"default {d.warmup_epochs:g}")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
+                   help=f"share of each label's probability spread over the other classes; "
+                        f"default {d.label_smoothing:g}")
     p.add_argument("--no-augment", action="store_true", help="turn off random flip and crop")
     p.add_argument("--subset", type=int, help="train on only this many images (the test split stays whole)")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help=f"seed of the data split and the training; default {d.seed}")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -86,6 +96,30 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         shutil.rmtree(out)
 
 
+def _interrupt_hint(checkpoint: Path, saved: int, epochs: int) -> str:
+    """After Ctrl-C during training: what is on disk and how to go on from it.
+
+    Example:
+        >>> _interrupt_hint(Path("x/last.pt"), 3, 20)
+        '3 epochs of 20 are saved in x/last.pt; rerun the same command with --resume to continue from epoch 4'
+    """
+    if saved <= 0:
+        return "no epoch had finished, nothing was saved; rerun the same command to start again"
+    if saved >= epochs:
+        return (f"training finished ({plural(epochs, 'epoch')}, in {checkpoint}) but the model was not saved; "
+                "rerun the same command with --resume to evaluate and save it")
+    return (f"{plural(saved, 'epoch')} of {epochs} {'is' if saved == 1 else 'are'} saved in {checkpoint}; "
+            f"rerun the same command with --resume to continue from epoch {saved + 1}")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Drop the checkpoint folder of a finished run; rmdir leaves a folder that still holds anything."""
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
 def run(args) -> int:
     return run_training(args, args.model)
 
@@ -97,23 +131,31 @@ def run_training(args, model_name: str, *, callbacks_for=None, extra_meta: dict 
     ``callbacks_for(model, data, device)`` returns extra training callbacks (distillation).
     """
     out: Path = args.out
+    # Until training starts, Ctrl-C leaves nothing new behind (a resumed run keeps its checkpoint).
+    args.interrupt_hint = None if args.resume else "nothing was saved; rerun the same command to start again"
     config = _config(args)
     device = resolve_device(args.device)
     data = load_dataset(args.data, subset=args.subset, seed=args.seed, **data_options(args))
     kwargs = parse_kwargs(args.model_arg)
     kwargs.setdefault("in_channels", data.input_shape[0])
     kwargs.setdefault("num_classes", data.num_classes)
+    seed_everything(args.seed)  # before the model exists: --seed fixes the initial weights too, not only the batches
     model = create_model(model_name, **kwargs)
     callbacks = callbacks_for(model, data, device) if callbacks_for else []  # may refuse: before --out is touched
     _prepare_out(out, args.resume, args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     log(f"training {model_name} on {args.data} ({len(data.train)} train / {len(data.val)} val images) "
-        f"for {config.epochs} epochs on {device}")
+        f"for {plural(config.epochs, 'epoch')} on {device}")
     started = time.time()
     trainer = Trainer(model, config, device=device, callbacks=callbacks)
-    history = trainer.fit(data.train, val_data=data.val, checkpoint_path=out / CHECKPOINT, resume=args.resume)
+    try:
+        history = trainer.fit(data.train, val_data=data.val, checkpoint_path=out / CHECKPOINT, resume=args.resume)
+        test = evaluate(model, data.test, device=device, desc="test")
+    except KeyboardInterrupt:
+        if trainer.epochs_saved or not args.resume:  # else: stopped before the checkpoint was read; it is still there
+            args.interrupt_hint = _interrupt_hint(out / CHECKPOINT, trainer.epochs_saved, config.epochs)
+        raise  # cli.main prints "error: interrupted — <interrupt_hint>" and exits with 130
     train_seconds = sum(h["seconds"] for h in history)
-    test = evaluate(model, data.test, device=device, desc="test")
     metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_images": test["n"]}
     if history and "val_accuracy" in history[-1]:
         metrics["val_accuracy"] = history[-1]["val_accuracy"]
@@ -121,12 +163,15 @@ def run_training(args, model_name: str, *, callbacks_for=None, extra_meta: dict 
     meta = {"model": model_name, "model_kwargs": kwargs, "dataset": data.describe(), "metrics": metrics,
             "input_shape": [1, *data.input_shape],
             "training": {"config": config.to_dict(), "command": command, "device": str(device),
+                         # a bit-for-bit rerun needs the same thread count and torch build (in "versions")
+                         "threads": torch.get_num_threads(),
                          "train_seconds": round(train_seconds, 1),
                          "wall_seconds_this_session": round(time.time() - started, 1), "history": history},
             **(extra_meta or {})}
     save(model.cpu(), out, metadata=meta, overwrite=True)
     write_model_card(out)
     (out / CHECKPOINT).unlink(missing_ok=True)
+    _remove_if_empty(out / CHECKPOINT.parent)
     if args.json:
         print_json({"out": str(out), **metrics})
     else:

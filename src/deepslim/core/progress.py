@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Iterable, TypeVar
 
@@ -28,7 +29,18 @@ def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, le
         ...     pass
     """
     disable = _QUIET or not sys.stderr.isatty()
-    return tqdm(iterable, desc=desc, total=total, leave=leave, disable=disable, dynamic_ncols=True)
+    # Some terminals (a fresh pseudo-terminal, `docker exec -t`, some IDE consoles) report a size of 0x0,
+    # and tqdm then draws nothing at all: give those a fixed 80x20 instead of following the size.
+    sized = min(_terminal_size()) > 0
+    return tqdm(iterable, desc=desc, total=total, leave=leave, disable=disable, dynamic_ncols=sized,
+                ncols=None if sized else 80, nrows=None if sized else 20)
+
+
+def _terminal_size() -> tuple[int, int]:
+    try:
+        return tuple(os.get_terminal_size(sys.stderr.fileno()))
+    except (AttributeError, OSError, ValueError):  # not a real file (tests' capture) or not a terminal
+        return (0, 0)
 
 
 def log(message: str) -> None:

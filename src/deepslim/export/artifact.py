@@ -78,6 +78,9 @@ def save(model: nn.Module, path: str | Path, *, metadata: dict | None = None, ov
     meta.setdefault("model_kwargs", getattr(model, "deepslim_model", {}).get("kwargs", {}))
     for key, value in (getattr(model, "deepslim_metadata", None) or {}).items():
         meta.setdefault(key, value)
+    # `deepslim eval` results describe the weights of the folder they were recorded in; a model
+    # saved from a loaded one (pruned, quantized ...) must not inherit them.
+    meta.pop("evaluations", None)
     meta.update(format=FORMAT, format_version=FORMAT_VERSION, params=sum(t.numel() for t in model.parameters()),
                 saved_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), versions=versions())
     path.mkdir(parents=True, exist_ok=True)

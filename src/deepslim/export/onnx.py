@@ -55,8 +55,10 @@ def export_onnx(model: nn.Module, path: str | Path, example_inputs: torch.Tensor
                 dynamic_batch: bool = True, check: bool = True, atol: float = 1e-4) -> dict:
     """Export ``model`` to ONNX and check ONNX Runtime agrees with PyTorch.
 
-    Returns ``{"path", "max_abs_diff"}``; raises ``DeepslimError`` when the outputs
-    differ by more than ``atol``.
+    The file is written under a temporary name next to ``path`` and renamed only once the
+    check passes, so a failed export leaves nothing behind (and a rerun is not refused for
+    an existing file). Returns ``{"path", "max_abs_diff"}``; raises ``DeepslimError`` when
+    the outputs differ by more than ``atol``.
 
     Example:
         >>> import torch, deepslim
@@ -69,31 +71,40 @@ def export_onnx(model: nn.Module, path: str | Path, example_inputs: torch.Tensor
     model = (model if on_cpu else copy.deepcopy(model).cpu()).eval()  # never move the caller's model
     example_inputs = example_inputs.cpu()
     dynamic_axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    result = {"path": str(path), "max_abs_diff": None}
 
     def write(tmp: Path) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(model, (example_inputs,), str(tmp), input_names=["input"], output_names=["logits"],
-                              dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+                torch.onnx.export(model, (example_inputs,), str(tmp), input_names=["input"],
+                                  output_names=["logits"], dynamic_axes=dynamic_axes, opset_version=opset,
+                                  dynamo=False)
+        except DeepslimError:
+            raise
+        except Exception as exc:
+            raise DeepslimError(f"ONNX export failed: {str(exc).splitlines()[0]}",
+                                hint="a layer may not be supported by the ONNX exporter") from exc
+        if check:  # before the rename: a file that fails its check never appears under ``path``
+            result["max_abs_diff"] = _parity(model, tmp, example_inputs, atol)
 
     try:
         write_atomic(path, write)
-    except DeepslimError:
-        raise
-    except Exception as exc:
-        raise DeepslimError(f"ONNX export failed: {str(exc).splitlines()[0]}",
-                            hint="a layer may not be supported by the ONNX exporter") from exc
-    result = {"path": str(path), "max_abs_diff": None}
-    if check:
-        with torch.inference_mode():
-            expected = model(example_inputs).numpy()
-        got = run_onnx(onnx_session(path), example_inputs)
-        diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
-        result["max_abs_diff"] = diff
-        if diff > atol:
-            raise DeepslimError(f"ONNX Runtime's outputs differ from PyTorch's by {diff:.3g} (> {atol})",
-                                hint="an operator exported with different semantics; please report it")
+    except OSError as exc:
+        raise DeepslimError(f"cannot write {path}: {exc.strerror or exc}",
+                            hint="choose a writable output path") from exc
     return result
+
+
+def _parity(model: nn.Module, onnx_path: Path, example_inputs: torch.Tensor, atol: float) -> float:
+    with torch.inference_mode():
+        expected = model(example_inputs).numpy()
+    got = run_onnx(onnx_session(onnx_path), example_inputs)
+    diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
+    if diff > atol:
+        raise DeepslimError(f"ONNX Runtime's outputs differ from PyTorch's by {diff:.3g} (> {atol:g})",
+                            hint="an operator exported with different semantics; please report it")
+    return diff
 
 
 def evaluate_onnx(path: str | Path, data, *, batch_size: int = 500, threads: int | None = None) -> dict:

@@ -10,9 +10,12 @@ A recipe::
         finetune: {epochs: 3, lr: 0.01, distill: true}
       - technique: quantize
         observer: percentile
+        keep: if_faster                # ship the stage only if it is not measurably slower
+    targets: {max_accuracy_drop: 0.5, min_speedup_b1: 4}   # optional; checked and reported
 
 Everything is checked first: unknown techniques and fields (with near matches), wrong types
-or ranges (the config classes' own checks), stage order (quantization must come last).
+or ranges (the config classes' own checks), stage order (quantization must come last),
+``keep`` values and ``targets`` fields.
 """
 
 from __future__ import annotations
@@ -31,7 +34,16 @@ from .techniques import TECHNIQUES
 
 FINETUNE_FIELDS = {"epochs": int, "lr": float, "batch_size": int, "distill": bool, "temperature": float,
                    "alpha": float}
-STAGE_KEYS = {"technique", "name", "finetune"}
+STAGE_KEYS = {"technique", "name", "finetune", "keep"}
+# keep: always ships every stage; if_faster drops a stage measurably slower than its input
+# (the runner's rule, see runner.keep_decision).
+KEEP_VALUES = ("always", "if_faster")
+# targets: what a run promises, checked against the final model (see runner.check_targets).
+TARGET_FIELDS = {"max_accuracy_drop": "points of full-test accuracy lost, at most",
+                 "min_speedup_b1": "median speed-up on onnxruntime at batch 1, at least",
+                 "min_speedup_b64": "median speed-up on onnxruntime at batch 64, at least",
+                 "min_smaller": "times smaller than the baseline (the headline's size), at least"}
+TOP_KEYS = ("name", "description", "stages", "targets")
 
 
 @dataclass
@@ -51,6 +63,7 @@ class Stage:
     config: Config
     finetune: Finetune
     line: int
+    keep: str = "always"
 
 
 @dataclass
@@ -59,6 +72,7 @@ class Recipe:
     description: str
     stages: list[Stage] = field(default_factory=list)
     source: str = ""
+    targets: dict = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
@@ -155,6 +169,32 @@ def _build_finetune(data, lines: dict) -> Finetune:
     return ft
 
 
+def _build_keep(value, lines: dict) -> str:
+    line = lines.get("keep", {}).get("_key_line", lines["_line"])
+    if value not in KEEP_VALUES:
+        close = near_matches(str(value), KEEP_VALUES)
+        raise _err(line, f"keep: {value!r} is not a keep rule",
+                   (f"did you mean '{close[0]}'? " if close else "") + f"choose {' or '.join(KEEP_VALUES)}")
+    return value
+
+
+def _build_targets(data, lines: dict) -> dict:
+    """``targets: {max_accuracy_drop: 0.5, min_speedup_b1: 4}``: numbers >= 0, known names only."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise _err(lines["_line"], "targets must be a mapping", hint="e.g. targets: {max_accuracy_drop: 0.5}")
+    for key, value in data.items():
+        line = lines.get(key, {}).get("_key_line", lines["_line"])
+        if key not in TARGET_FIELDS:
+            close = near_matches(str(key), TARGET_FIELDS)
+            raise _err(line, f"targets has no field '{key}'",
+                       (f"did you mean '{close[0]}'? " if close else "") + f"fields: {', '.join(TARGET_FIELDS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise _err(line, f"targets.{key} = {value!r} must be a number >= 0", hint=TARGET_FIELDS[key])
+    return {k: float(v) for k, v in data.items()}
+
+
 def parse_recipe(text: str, origin: str = "recipe") -> Recipe:
     """Parse and validate recipe text; raises ``DeepslimError`` naming the line of any problem.
 
@@ -173,10 +213,13 @@ def parse_recipe(text: str, origin: str = "recipe") -> Recipe:
     if not isinstance(data, dict) or node is None:
         raise _err(None, f"{origin} must be a mapping with a 'stages' list", hint="see recipes/*.yaml")
     lines = _lines(node)
-    unknown = set(data) - {"name", "description", "stages"}
+    unknown = set(data) - set(TOP_KEYS)
     if unknown:
         key = sorted(unknown)[0]
-        raise _err(lines[key]["_key_line"], f"unknown top-level key '{key}'", hint="allowed: name, description, stages")
+        close = near_matches(str(key), TOP_KEYS)
+        raise _err(lines[key]["_key_line"], f"unknown top-level key '{key}'",
+                   (f"did you mean '{close[0]}'? " if close else "") + f"allowed: {', '.join(TOP_KEYS)}")
+    targets = _build_targets(data.get("targets"), lines.get("targets", lines))
     stages_data = data.get("stages")
     if not isinstance(stages_data, list) or not stages_data:
         raise _err(lines.get("stages", lines)["_line"], "'stages' must be a non-empty list")
@@ -200,11 +243,12 @@ def parse_recipe(text: str, origin: str = "recipe") -> Recipe:
                        hint="fine-tune in the stage before, or use technique: qat")
         if spec.trains_itself and not finetune.epochs:
             raise _err(item_lines["_line"], f"'{technique}' trains: give it finetune: {{epochs: N}} with N >= 1")
-        stages.append(Stage(technique, name, config, finetune, item_lines["_line"]))
+        keep = _build_keep(item.get("keep", "always"), item_lines)
+        stages.append(Stage(technique, name, config, finetune, item_lines["_line"], keep))
     for stage in stages[:-1]:
         if TECHNIQUES[stage.technique].final:
             raise _err(stage.line, f"'{stage.technique}' produces the deployed int8 model and must be the last stage")
-    return Recipe(str(data.get("name") or origin), str(data.get("description") or ""), stages, text)
+    return Recipe(str(data.get("name") or origin), str(data.get("description") or ""), stages, text, targets)
 
 
 def load_recipe(path: str | Path) -> Recipe:

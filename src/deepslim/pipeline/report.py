@@ -1,4 +1,14 @@
-"""The compression report: one self-contained HTML page (plots inlined) built from metrics.json."""
+"""The compression report: one self-contained HTML page (plots inlined) built from metrics.json.
+
+It shows the headline (``headline.summary_line``), how the run was made (date, command, run
+time, threads, data and subset), the recipe's targets and whether they were met, flags for
+stages that were dropped or are slower than their input, and a stage table whose speed-ups
+come from the same interleaved comparison as the headline.
+
+Example:
+    >>> write_report("runs/demo")                      # doctest: +SKIP
+    PosixPath('runs/demo/report.html')
+"""
 
 from __future__ import annotations
 
@@ -10,28 +20,11 @@ from pathlib import Path
 
 from ..core import DeepslimError
 from ..export.files import write_atomic
+from ..profiling.latency import describe_speedup
+from .headline import size_headline, speedups, summary_line, targets_line  # noqa: F401 (speedups: re-exported)
 
 REPORT = "report.html"
-
-
-def summary_line(metrics: dict) -> str:
-    """E.g. '3.8x faster on onnxruntime at batch 1, -0.3 points accuracy, 7.1x smaller'."""
-    base, final = metrics["baseline"], metrics["final"]
-    speed, speed64 = speedups(metrics)
-    delta = final["accuracy"] - base["accuracy"]
-    smaller = base["size_bytes"] / final["size_bytes"]
-    return (f"{speed:.1f}x faster on onnxruntime at batch 1 ({speed64:.1f}x at batch 64), "
-            f"{delta:+.2f} points accuracy, {smaller:.1f}x smaller")
-
-
-def speedups(metrics: dict) -> tuple[float, float]:
-    """Final vs baseline on ONNX Runtime at batch 1 and 64: the interleaved comparison when the
-    run made one, else the ratio of the separately timed medians."""
-    interleaved = metrics["final"].get("speedup_vs_baseline", {}).get("onnxruntime", {})
-    if "1" in interleaved and "64" in interleaved:
-        return interleaved["1"]["speedup"], interleaved["64"]["speedup"]
-    base, final = metrics["baseline"]["latency_ms"]["onnxruntime"], metrics["final"]["latency_ms"]["onnxruntime"]
-    return base["1"] / final["1"], base["64"] / final["64"]
+MIN_ACCURACY_SPAN = 5.0  # points: the accuracy axis never zooms in further than this
 
 
 def _png(fig) -> str:
@@ -45,6 +38,20 @@ def _png(fig) -> str:
 
 def _points(metrics: dict) -> list[tuple[str, dict]]:
     return [("baseline", metrics["baseline"])] + [(f"{s['index']}. {s['name']}", s) for s in metrics["stages"]]
+
+
+def axis_limits(xs: list[float], ys: list[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Plot ranges that do not magnify noise: x from zero (latency and size are read as ratios),
+    accuracy (y) at least ``MIN_ACCURACY_SPAN`` points tall so that 0.3 points do not fill the plot.
+
+    Example:
+        >>> axis_limits([0.5, 0.1], [94.64, 94.33])
+        ((0, 0.575), (91.485, 97.485))
+    """
+    low, high = min(ys), max(ys)
+    pad = max(0.0, MIN_ACCURACY_SPAN - (high - low)) / 2 + 0.5
+    top = max(xs) * 1.15 if max(xs) > 0 else 1
+    return (0, top), (max(0.0, low - pad), min(100.0, high + pad))
 
 
 def _scatter(metrics: dict, x_of, xlabel: str, title: str) -> str:
@@ -61,6 +68,9 @@ def _scatter(metrics: dict, x_of, xlabel: str, title: str) -> str:
     for (label, _), x, y in zip(points, xs, ys):
         ax.scatter([x], [y], s=60, zorder=2, color="#444444" if label == "baseline" else "#1f77b4")
         ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    xlim, ylim = axis_limits(xs, ys)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("full-test accuracy (%)")
     ax.set_title(title)
@@ -96,29 +106,103 @@ def _cell(value) -> str:
     return html.escape(str(value))
 
 
-def _row(label: str, m: dict, base: dict) -> str:
+def _speed_cells(metrics: dict, index: int) -> list[str]:
+    """Batch-1 and batch-64 speed-ups over the baseline from the run's one interleaved comparison."""
+    if index == 0:
+        return ["1x (reference)", "1x (reference)"]
+    entry = metrics.get("comparison", {}).get("stages", {}).get(str(index))
+    rows = entry["vs_baseline"] if entry else None
+    if rows is None and index == metrics["final"].get("index"):  # runs recorded before per-stage comparisons
+        rows = metrics["final"].get("speedup_vs_baseline", {}).get("onnxruntime")
+    return [describe_speedup(rows[bs]) if rows and bs in rows else "not compared" for bs in ("1", "64")]
+
+
+def _input_cell(metrics: dict, stage: dict) -> str:
+    entry = metrics.get("comparison", {}).get("stages", {}).get(str(stage["index"]))
+    if not entry:
+        return "not compared"
+    return "; ".join(f"b{bs} {describe_speedup(entry['vs_input'][bs])}" for bs in ("1", "64"))
+
+
+def _shipped_cell(metrics: dict, stage: dict) -> str:
+    if stage.get("kept") is False:
+        return "dropped: " + stage["keep_check"]["reason"]
+    return f"kept (keep: {stage.get('keep', 'always')})"
+
+
+def _row(label: str, m: dict, base: dict, extra: list[str], flagged: bool = False) -> str:
     lat = m["latency_ms"]
     torch_lat = lat.get("torch", {})
+    weights = m.get("weights_bytes")
     cells = [label, f"{m['accuracy']:.2f}", f"{m['accuracy'] - base['accuracy']:+.2f}", f"{m['macs'] / 1e6:.2f}",
              f"{m['params']:,}", f"{m['size_bytes'] / 1e6:.3f}",
+             f"{weights / 1e6:.3f}" if weights and not m.get("int8") else "n/a",  # int8: the float twin's file
              f"{lat['onnxruntime']['1']:.3f}", f"{lat['onnxruntime']['64']:.2f}",
              f"{torch_lat['1']:.3f}" if "1" in torch_lat else "n/a",
-             f"{torch_lat['64']:.2f}" if "64" in torch_lat else "n/a",
+             f"{torch_lat['64']:.2f}" if "64" in torch_lat else "n/a", *extra,
              m.get("runtime", ""), f"{m.get('seconds', '')}"]
-    return "<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in cells) + "</tr>"
+    style = ' class="flagged"' if flagged else ""
+    return f"<tr{style}>" + "".join(f"<td>{_cell(c)}</td>" for c in cells) + "</tr>"
+
+
+def _facts(metrics: dict) -> str:
+    """How the run was made: date, command, run time, threads, data."""
+    data = metrics.get("data", {})
+    subset = f"--subset {data['subset']}" if data.get("subset") else "none (the whole training split)"
+    size = size_headline(metrics)
+    facts = [("date", f"{metrics.get('started', 'not recorded')} to {metrics.get('finished', 'not recorded')}"),
+             ("command", metrics.get("command") or "not recorded"),
+             ("run time", f"{metrics['run_seconds'] / 60:.1f} min" if "run_seconds" in metrics else "not recorded"),
+             ("threads", metrics.get("threads", metrics.get("environment", {}).get("torch_threads", "not recorded"))),
+             ("data", f"{data.get('name', '?')}: fine-tunes on {data.get('train_images', '?'):,} training images, "
+                      f"{data.get('val_images', '?'):,} validation, evaluated on {data.get('test_images', '?'):,} "
+                      f"test images" if data else "not recorded"),
+             ("subset", subset if data else "not recorded"),
+             ("headline size", f"{size['label']} ({size['baseline_bytes']:,} -> {size['final_bytes']:,} bytes)")]
+    return "".join(f"<tr><td>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in facts)
+
+
+def _targets(metrics: dict) -> str:
+    results = metrics.get("targets") or {}
+    if not results:
+        return "<p>No targets set in the recipe (add e.g. <code>targets: {max_accuracy_drop: 0.5, " \
+               "min_speedup_b1: 4}</code>).</p>"
+    rows = "".join(f"<tr><td>{_cell(k)}</td><td>{r['target']:g}</td><td>{r['value']:.2f}</td>"
+                   f"<td>{'met' if r['met'] else 'NOT met'}</td></tr>" for k, r in results.items())
+    return (f'<p id="targets">{_cell(targets_line(results))}</p><table><tr><th>target</th><th>limit</th>'
+            f"<th>this run</th><th>met</th></tr>{rows}</table>")
+
+
+def _flags(metrics: dict) -> str:
+    if "flags" not in metrics:
+        return ""
+    if not metrics["flags"]:
+        return '<p id="flags">No stage is measurably slower than its input.</p>'
+    items = "".join(f"<li>{_cell(f)}</li>" for f in metrics["flags"])
+    return f'<ul id="flags" class="flags">{items}</ul>'
 
 
 def render_report(metrics: dict) -> str:
     """The report page for ``metrics`` (a metrics.json dict) as HTML text."""
     base = metrics["baseline"]
-    rows = [_row("baseline", base, base)] + [_row(f"{s['index']}. {s['name']} ({s['technique']})", s, base)
-                                             for s in metrics["stages"]]
+    slow = {int(i) for i, e in metrics.get("comparison", {}).get("stages", {}).items() if e["slower_than_input"]}
+    rows = [_row("baseline", base, base, [*_speed_cells(metrics, 0), "", "input"])]
+    rows += [_row(f"{s['index']}. {s['name']} ({s['technique']})", s, base,
+                  [*_speed_cells(metrics, s["index"]), _input_cell(metrics, s), _shipped_cell(metrics, s)],
+                  flagged=s["index"] in slow or s.get("kept") is False) for s in metrics["stages"]]
     env = "".join(f"<tr><td>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in metrics.get("environment", {}).items())
-    headers = ["stage", "accuracy %", "vs baseline", "MACs (M)", "params", "ONNX MB", "ORT b1 ms", "ORT b64 ms",
-               "torch b1 ms", "torch b64 ms", "runtime", "seconds"]
+    headers = ["stage", "accuracy %", "vs baseline", "MACs (M)", "params", "ONNX MB", "weights file MB", "ORT b1 ms",
+               "ORT b64 ms", "torch b1 ms", "torch b64 ms", "ORT b1 vs baseline", "ORT b64 vs baseline",
+               "ORT vs its input", "kept", "runtime", "seconds"]
+    size = size_headline(metrics)
+
+    def size_of(m):
+        compact = size["basis"] == "weights" and not m.get("int8")  # an int8 row's weights file is its float twin
+        return (m.get("weights_bytes") if compact else m["size_bytes"]) or m["size_bytes"]
+
     plots = [_scatter(metrics, lambda m: m["latency_ms"]["onnxruntime"]["1"], "onnxruntime latency, batch 1 (ms)",
                       "Accuracy vs latency"),
-             _scatter(metrics, lambda m: m["size_bytes"] / 1e6, "model size (ONNX, MB)", "Accuracy vs size"),
+             _scatter(metrics, lambda m: size_of(m) / 1e6, f"model size ({size['label']}, MB)", "Accuracy vs size"),
              _layer_chart(metrics)]
     images = "".join(f'<img alt="plot" src="{p}">' for p in plots)
     return f"""<!DOCTYPE html>
@@ -128,7 +212,10 @@ body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 13px; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
 td:first-child, th:first-child {{ text-align: left; }}
-.summary {{ font-size: 20px; font-weight: bold; margin: 0.5em 0 1em; }}
+tr.flagged td {{ background: #fff1e6; }}
+#run td {{ text-align: left; }}
+.flags li {{ color: #a04000; }}
+.summary {{ font-size: 18px; font-weight: bold; margin: 0.5em 0 1em; }}
 img {{ max-width: 48%; margin: 0.5em 1% 0.5em 0; vertical-align: top; }}
 .note {{ color: #666; font-size: 12px; }}
 </style></head><body>
@@ -136,12 +223,20 @@ img {{ max-width: 48%; margin: 0.5em 1% 0.5em 0; vertical-align: top; }}
 <p>Recipe <b>{_cell(metrics.get('recipe', ''))}</b> on <b>{_cell(metrics.get('source', ''))}</b>.
 {_cell(metrics.get('description', ''))}</p>
 <p class="summary" id="summary">{_cell(summary_line(metrics))}</p>
+{_flags(metrics)}
+<h2>Targets</h2>
+{_targets(metrics)}
+<h2>Run</h2>
+<table id="run">{_facts(metrics)}</table>
 <h2>Stages</h2>
 <table><tr>{''.join(f'<th>{h}</th>' for h in headers)}</tr>{''.join(rows)}</table>
-<p class="note">Accuracy on the full test split. Latency: median ms per batch; int8 stages run as the deployed
-int8 ONNX model on ONNX Runtime (their PyTorch twin only simulates integers, so it is not timed).
-Size: the stage's ONNX file. The summary's speed-ups time the final and baseline ONNX models
-interleaved (median of per-round ratios), the robust comparison on a shared machine.</p>
+<p class="note">Accuracy on the full test split. Latency: median ms per batch, each model timed on its own;
+int8 stages run as the deployed int8 ONNX model on ONNX Runtime (their PyTorch twin only simulates integers,
+so it is not timed). Speed-ups: the baseline and every stage's ONNX model timed in turns, round after round,
+on ONNX Runtime; each is the median of per-round ratios with their min-max range and the number of rounds,
+"no measurable change" when that range includes 1.0x. The summary's speed-ups are the shipped stage's row.
+ONNX MB: the stage's ONNX file; weights file MB: its saved weights, sparse tensors stored compactly (the
+headline uses it for sparse float models). A highlighted row is slower than its input or was dropped.</p>
 <h2>Plots</h2>
 {images}
 <h2>Environment</h2>

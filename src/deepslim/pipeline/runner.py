@@ -9,16 +9,21 @@ Layout of ``OUT``::
     model/, model.onnx the final model (int8 ONNX when the recipe quantizes), report.html
 
 A stage is built in ``stages/NN-name.partial`` and renamed when complete, so an
-interrupted stage leaves nothing half-written and the next run starts it again.
+interrupted stage leaves nothing half-written and the next run starts it again. A stage with
+``keep: if_faster`` that turns out measurably slower than its input is recorded but not
+shipped: later stages continue from its input (see ``compare.py`` for the rule).
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import json
+import shlex
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -28,15 +33,18 @@ from ..distill import KD, Distillation
 from ..export import export_onnx, load, save
 from ..export.files import write_atomic, write_json_atomic
 from ..profiling.counting import count_ops
-from ..profiling.latency import compare_latency, environment
+from ..core.text import plural
+from ..profiling.latency import environment, interleave_latency
 from ..prune.masks import KeepMasked, MaskSet
 from ..train import TrainConfig, Trainer
-from .measure import layer_macs, measure
+from . import compare as comparing
+from .measure import BATCH_SIZES, layer_macs, measure
 from .recipe import Recipe, Stage
-from .techniques import TECHNIQUES, StageContext
+from .techniques import INT8_FILE, TECHNIQUES, StageContext
 
 STATE = "state.json"
 METRICS = "metrics.json"
+WEIGHTS = "weights.safetensors"  # deepslim.save's weights file: sparse tensors stored compactly
 
 
 def prepare_output(out: Path, recipe: Recipe, overwrite: bool) -> dict:
@@ -78,84 +86,221 @@ def _masks_from_zeros(model: nn.Module, names: list[str]) -> MaskSet:
                     and getattr(modules[n], "weight", None) is not None})
 
 
+def _deployed_onnx(folder: Path) -> Path:
+    """A stage's deployable ONNX file: the int8 one when the stage quantized."""
+    return folder / INT8_FILE if (folder / INT8_FILE).is_file() else folder / "model.onnx"
+
+
+def _model_dir(out: Path, recipe: Recipe, index: int) -> Path:
+    """The folder of model ``index`` of a run (0: the baseline, saved under stages/00-baseline)."""
+    return out / "stages" / "00-baseline" if index == 0 else _stage_dir(out, index, recipe.stages[index - 1])
+
+
+def _kept_index(metrics: dict) -> int:
+    """The index of the model the next stage starts from: the last stage shipped (0: the input)."""
+    return max([s["index"] for s in metrics["stages"] if s.get("kept", True)], default=0)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _data_record(data, calibration) -> dict:
+    subset = (getattr(data, "options", None) or {}).get("subset")
+    return {"name": data.name, "subset": subset, "train_images": len(data.train), "val_images": len(data.val),
+            "test_images": len(data.test), "calibration_images": len(calibration)}
+
+
 def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device: torch.device,
              teacher: nn.Module | None = None, source: str = "", overwrite: bool = False,
-             latency_seconds: float = 1.0) -> dict:
+             latency_seconds: float = 1.0, command: str = "", compare: Callable | None = None) -> dict:
     """Run ``recipe`` on a copy of ``model``; returns the metrics dict (also in ``out/metrics.json``).
 
     ``teacher`` (default: a copy of ``model``) is what ``finetune: {distill: true}`` distils from.
-    Rerunning with the same recipe and ``out`` resumes after the last finished stage.
+    Rerunning with the same recipe and ``out`` resumes after the last finished stage; ``command``
+    (recorded, and named in the resume hint) is the command line that started the run.
+    ``compare`` times models in turns (default ``interleave_latency``; tests inject a fake).
 
     Example:
         >>> metrics = compress(model, data, load_recipe("recipes/prune-quantize.yaml"), "runs/c",
         ...                    device=torch.device("cpu"))                     # doctest: +SKIP
     """
     out = Path(out)
+    compare = compare or interleave_latency
     state = prepare_output(out, recipe, overwrite)
+    started = time.perf_counter()
     metrics_file = out / METRICS
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() and state["finished"] else {}
+    earlier_seconds = metrics.get("run_seconds", 0.0)
     example = data.test.images[:1].to(device)
     calibration = data.train.images[:2048]
     original = model
     teacher = teacher if teacher is not None else copy.deepcopy(original).eval()
+    resume = f"rerun `{resume_command(command)}` to resume" if command else "rerun the same command to resume"
+
+    def save_metrics() -> None:
+        metrics["run_seconds"] = round(earlier_seconds + time.perf_counter() - started, 1)
+        write_json_atomic(metrics_file, metrics)
+
     if "baseline" not in metrics:
         log("measuring the baseline (full test split, latency on PyTorch and ONNX Runtime)")
         metrics = {"recipe": recipe.name, "description": recipe.description, "source": source,
-                   "environment": environment(), "stages": []}
-        metrics["baseline"] = _measure_float(copy.deepcopy(original).to(device), out / "stages" / "00-baseline",
-                                             data, example, latency_seconds, device)
-        metrics["baseline"]["layer_macs"] = layer_macs(copy.deepcopy(original).cpu(), example.cpu())
-        write_json_atomic(metrics_file, metrics)
+                   "command": command, "started": _now(), "threads": torch.get_num_threads(),
+                   "data": _data_record(data, calibration), "environment": environment(), "stages": []}
+        metrics["baseline"] = _measure_baseline(original, out / "stages" / "00-baseline", data, example,
+                                                latency_seconds, device)
+        save_metrics()
+    if command:
+        metrics["command"] = command
+    metrics.setdefault("data", _data_record(data, calibration))  # runs started by an older deepslim
+    _log_data(metrics["data"])
+    kept = _kept_index(metrics)
     current = copy.deepcopy(original).to(device)
     if state["finished"]:
-        last = _stage_dir(out, len(state["finished"]), recipe.stages[len(state["finished"]) - 1])
-        current = load(last / "model").to(device)
+        if kept:
+            current = load(_model_dir(out, recipe, kept) / "model").to(device)
         log(f"resuming after stage {len(state['finished'])} ({recipe.stages[len(state['finished']) - 1].name})")
-    masked_layers: list[str] = [n for s in metrics["stages"] for n in s.get("masked_layers", [])]
+    masked_layers: list[str] = [n for s in metrics["stages"] if s.get("kept", True) for n in s.get("masked_layers", [])]
     for index, stage in enumerate(recipe.stages, start=1):
         if index <= len(state["finished"]):
             continue
         log(f"stage {index}/{len(recipe.stages)}: {stage.name} ({stage.technique})")
-        started = time.perf_counter()
+        stage_started = time.perf_counter()
         try:
             record, current = _run_stage(index, stage, current, teacher, data, example, calibration, out, device,
                                          masked_layers, latency_seconds)
+            record["input"] = kept
+            record["keep"] = stage.keep
+            record["kept"] = True
+            if stage.keep == "if_faster":
+                record.update(_keep_check(compare, out, recipe, kept, index, example, latency_seconds))
         except KeyboardInterrupt:
+            save_metrics()
             raise DeepslimError(f"interrupted during stage {index} ({stage.name}); finished stages are kept",
-                                hint="rerun the same command to resume") from None
+                                hint=resume) from None
         except DeepslimError as exc:
+            save_metrics()
             raise DeepslimError(f"stage {index} ({stage.name}) failed: {exc.message}",
                                 hint=(exc.hint + "; " if exc.hint else "") +
                                 "earlier stages are kept; fix the recipe and rerun to resume") from exc
-        record["seconds"] = round(time.perf_counter() - started, 1)
-        masked_layers += record.get("masked_layers", [])
+        record["seconds"] = round(time.perf_counter() - stage_started, 1)
+        write_json_atomic(_stage_dir(out, index, stage) / "stage.json", record)  # with input, keep and seconds
+        if record["kept"]:
+            kept = index
+            masked_layers += record.get("masked_layers", [])
+        else:
+            log(f"stage {index} dropped (keep: if_faster): {record['keep_check']['reason']}; "
+                f"continuing from {'the input model' if kept == 0 else f'stage {kept}'}")
+            current = (load(_model_dir(out, recipe, kept) / "model") if kept else copy.deepcopy(original)).to(device)
         metrics["stages"].append(record)
-        write_json_atomic(metrics_file, metrics)
+        save_metrics()
         state["finished"].append(stage.name)
         write_json_atomic(out / STATE, state)
         log(f"stage {index} done: {record['accuracy']:.2f}% accuracy, {record['macs'] / 1e6:.2f}M MACs, "
             f"onnxruntime b1 {record['latency_ms']['onnxruntime']['1']:.3f} ms")
-    last_dir = _stage_dir(out, len(recipe.stages), recipe.stages[-1])
-    metrics["final"] = {k: v for k, v in metrics["stages"][-1].items() if k != "details"}
-    metrics["final"]["layer_macs"] = layer_macs(load(last_dir / "model").cpu(), example.cpu()) \
-        if not (last_dir / "model.int8.onnx").is_file() else metrics["stages"][-1].get("layer_macs", {})
-    _publish(last_dir, out)
-    # The headline speed-up: baseline and final ONNX models timed interleaved (A B A B ...), so
-    # drifts of a shared machine hit both alike; the per-stage medians above are timed apart.
-    # The window is long (10x the per-stage one) because small models' batch-1 times on a shared
-    # 2-core VM flip between two levels every few seconds (BENCHMARKS.md, "Batch-1 levels on this machine"): a
-    # short window lands in one level; a long one gives the median over both.
-    log("timing the final model against the baseline, interleaved, on ONNX Runtime")
-    rows = compare_latency(out / "stages" / "00-baseline" / "model.onnx", out / "model.onnx", example.cpu(),
-                           runtimes=("onnxruntime",), min_seconds=max(latency_seconds, 0.05) * 10)
-    metrics["final"]["speedup_vs_baseline"] = {"onnxruntime": {str(r.batch_size): r.to_dict() for r in rows}}
-    write_json_atomic(metrics_file, metrics)
-    from .report import write_report
-
-    write_report(out)
+    try:
+        _finish(metrics, recipe, out, kept, example, latency_seconds, compare, source, command, save_metrics)
+    except KeyboardInterrupt:
+        save_metrics()
+        raise DeepslimError("interrupted while measuring the final model; every stage is kept", hint=resume) from None
     state["done"] = True
     write_json_atomic(out / STATE, state)
     return metrics
+
+
+def resume_command(command: str) -> str:
+    """The command that resumes: the one given, less ``--overwrite`` (which would start over)."""
+    return shlex.join(t for t in shlex.split(command) if t != "--overwrite")
+
+
+def _log_data(data: dict) -> None:
+    subset = f" (--subset {data['subset']})" if data.get("subset") else " (the whole training split)"
+    log(f"data {data['name']}: fine-tunes use {plural(data['train_images'], 'training image')}{subset}, "
+        f"{plural(data['val_images'], 'validation image')}; every model is evaluated on all "
+        f"{plural(data['test_images'], 'test image')}")
+
+
+def _keep_check(compare: Callable, out: Path, recipe: Recipe, source: int, index: int, example,
+                latency_seconds: float) -> dict:
+    """``keep: if_faster``: time the stage against its input now, before the next stage builds on it."""
+    log(f"  keep: if_faster: timing stage {index} against its input on ONNX Runtime, interleaved")
+    timed = compare([_deployed_onnx(_model_dir(out, recipe, source)), _deployed_onnx(_model_dir(out, recipe, index))],
+                    example.cpu(), batch_sizes=BATCH_SIZES, runtimes=(comparing.RUNTIME,),
+                    min_seconds=max(latency_seconds, 0.05) * 5)
+    decision = comparing.keep_decision({str(t.batch_size): t.compare(0, 1).to_dict() for t in timed})
+    return {"kept": decision["kept"], "keep_check": decision}
+
+
+def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, example, latency_seconds: float,
+            compare: Callable, source: str, command: str, save_metrics: Callable) -> None:
+    """Publish the shipped model, time every model in one interleaved comparison, write the headline and report."""
+    from .headline import check_targets, size_headline, summary_line
+    from .report import write_report
+
+    final_dir = _model_dir(out, recipe, kept)
+    record = metrics["stages"][kept - 1] if kept else dict(metrics["baseline"], index=0, name="baseline",
+                                                            technique="none")
+    metrics["final"] = {k: v for k, v in record.items() if k != "details"}
+    metrics["final"]["layer_macs"] = layer_macs(load(final_dir / "model").cpu(), example.cpu()) \
+        if not (final_dir / INT8_FILE).is_file() else record.get("layer_macs", {})
+    _publish(final_dir, out, _provenance(metrics, recipe, source, command))
+    # One comparison feeds the table, the flags and the headline: the baseline and every stage's
+    # deployed ONNX model timed in turns, so drifts of a shared machine hit all alike. The window
+    # is long (10x the per-stage one, per model pair) because small models' batch-1 times on a
+    # shared 2-core VM flip between two levels every few seconds (BENCHMARKS.md, "Batch-1 levels
+    # on this machine"): a short window lands in one level; a long one gives the median over both.
+    files = [_deployed_onnx(_model_dir(out, recipe, i)) for i in range(len(recipe.stages) + 1)]
+    labels = ["baseline"] + [f"{s['index']}. {s['name']}" for s in metrics["stages"]]
+    window = max(latency_seconds, 0.05) * 10
+    log(f"timing the baseline and {plural(len(recipe.stages), 'stage')} in turns on ONNX Runtime "
+        f"(about {len(files) * window * len(BATCH_SIZES):.0f} s)")
+    timed = compare(files, example.cpu(), batch_sizes=BATCH_SIZES, runtimes=(comparing.RUNTIME,), min_seconds=window)
+    inputs = {s["index"]: s.get("input", s["index"] - 1) for s in metrics["stages"]}
+    metrics["comparison"] = comparing.comparison_record(timed, labels, inputs,
+                                                        [f.relative_to(out) for f in files], window * len(files))
+    final_rows = metrics["comparison"]["stages"][str(kept)]["vs_baseline"] if kept else \
+        {str(t.batch_size): t.compare(0, 0).to_dict() for t in timed}
+    metrics["final"]["speedup_vs_baseline"] = {comparing.RUNTIME: final_rows}
+    metrics["flags"] = comparing.flags(metrics)
+    metrics["targets"] = check_targets(metrics, recipe.targets)
+    metrics["finished"] = _now()
+    metrics["headline"] = {"text": summary_line(metrics), "speedup_vs_baseline": final_rows,
+                           "accuracy_delta": metrics["final"]["accuracy"] - metrics["baseline"]["accuracy"],
+                           "size": size_headline(metrics), "shipped_stage": kept}
+    for flag in metrics["flags"]:
+        log(f"note: {flag}")
+    save_metrics()
+    write_report(out)
+
+
+def _provenance(metrics: dict, recipe: Recipe, source: str, command: str) -> dict:
+    """What OUT/model's metadata says about how it was made (model cards read it)."""
+    base, final = metrics["baseline"], metrics["final"]
+    shipped = [s for s in metrics["stages"] if s.get("kept", True)]
+    epochs = sum(s.get("finetune", {}).get("epochs", 0) for s in shipped)
+    return {"compression": {
+        "source": source, "method": f"recipe {recipe.name}", "recipe": recipe.name, "command": command,
+        "stages": [f"{s['index']}. {s['name']} ({s['technique']})" for s in shipped],
+        "dropped": [f"{s['index']}. {s['name']}" for s in metrics["stages"] if not s.get("kept", True)],
+        "accuracy_before": base["accuracy"], "accuracy_after": final["accuracy"],
+        "macs_before": base["macs"], "macs_after": final["macs"], "finetune_epochs": epochs,
+        "distilled": any(s.get("finetune", {}).get("distill") for s in shipped),
+        "data": {k: metrics["data"][k] for k in ("train_images", "subset")},
+        "batchnorm_reestimated": any("batchnorm_reestimated" in s.get("details", {}) for s in shipped)}}
+
+
+def _measure_baseline(original: nn.Module, folder: Path, data, example, latency_seconds, device) -> dict:
+    """The input model's metrics; also saved under ``folder/model`` (its weights file is the size baseline)."""
+    record = _measure_float(copy.deepcopy(original).to(device), folder, data, example, latency_seconds, device)
+    record["layer_macs"] = layer_macs(copy.deepcopy(original).cpu(), example.cpu())
+    # save() rebuilds the architecture to check it, and building layers draws initial weights from
+    # the global RNG: keep the stream the stages see exactly as it was before baselines were saved.
+    with torch.random.fork_rng(devices=[]):
+        save(copy.deepcopy(original).cpu(), folder / "model", overwrite=True,
+             metadata={"metrics": {"test_accuracy": record["accuracy"], "test_images": len(data.test),
+                                   "runtime": "pytorch"}})
+    record["weights_bytes"] = (folder / "model" / WEIGHTS).stat().st_size
+    return record
 
 
 def _measure_float(model: nn.Module, folder: Path, data, example, latency_seconds, device) -> dict:
@@ -164,6 +309,21 @@ def _measure_float(model: nn.Module, folder: Path, data, example, latency_second
     model.to(device)
     return measure(model, folder / "model.onnx", data, example, int8=False, latency_seconds=latency_seconds,
                    device=device)
+
+
+def _log_stage_data(stage: Stage, data, spec) -> dict:
+    """Say (and record) what data the stage trains on."""
+    ft = stage.finetune
+    subset = (getattr(data, "options", None) or {}).get("subset")
+    note = {"finetune_epochs": ft.epochs, "train_images": len(data.train) if ft.epochs else 0, "subset": subset}
+    if ft.epochs:
+        kind = "quantization-aware training" if spec.trains_itself else "fine-tune"
+        log(f"  {kind}: {plural(ft.epochs, 'epoch')} on {plural(len(data.train), 'training image')}"
+            f"{f' (--subset {subset})' if subset else ''}, lr {ft.lr:g}, batch {ft.batch_size}"
+            f"{', distilled from the input model' if ft.distill else ''}")
+    else:
+        log("  no fine-tune")
+    return note
 
 
 def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, data, example, calibration,
@@ -177,6 +337,7 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
     work_dir.mkdir(parents=True)
     spec = TECHNIQUES[stage.technique]
     ft = stage.finetune
+    data_note = _log_stage_data(stage, data, spec)
     macs_before = layer_macs(model.cpu(), example.cpu())
     macs_in = count_ops(model.eval(), (example.cpu(),)).macs  # int8 keeps these multiply-adds, in integers
     model.to(device)
@@ -197,9 +358,9 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
         train(model, ctx.finetune_callbacks)
     model = model.eval()
     int8 = ctx.int8_path is not None
-    save(copy.deepcopy(model).cpu(), work_dir / "model",
-         metadata={"dataset": data.describe(), "input_shape": list(example.shape),
-                   "compression_stage": {"index": index, "name": stage.name, "technique": stage.technique}})
+    metadata = {"dataset": data.describe(), "input_shape": list(example.shape),
+                "compression_stage": {"index": index, "name": stage.name, "technique": stage.technique}}
+    save(copy.deepcopy(model).cpu(), work_dir / "model", metadata=metadata)
     if int8:
         onnx_path = ctx.int8_path
         measured = measure(model, onnx_path, data, example, int8=True, macs=macs_in,
@@ -209,25 +370,48 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
         model.to(device)
         measured = measure(model, work_dir / "model.onnx", data, example, int8=False, latency_seconds=latency_seconds,
                            device=device)
+    _describe_saved_model(work_dir / "model", measured, len(data.test), ctx.int8_path)
     unstructured = [n for n in details.get("plan", {}).get("layers", {})
                     if "sparsity" in details["plan"]["layers"][n]]
     record = {"index": index, "name": stage.name, "technique": stage.technique, "config": stage.config.to_dict(),
               "finetune": dict(stage.finetune.__dict__), "int8": int8, **measured, "details": details,
-              "masked_layers": unstructured,
+              "masked_layers": unstructured, "data": data_note,
+              "weights_bytes": (work_dir / "model" / WEIGHTS).stat().st_size,
               "layer_macs": macs_before if int8 else layer_macs(copy.deepcopy(model).cpu(), example.cpu())}
     write_json_atomic(work_dir / "stage.json", record)
     work_dir.rename(final_dir)
     return record, model
 
 
-def _publish(stage_dir: Path, out: Path) -> None:
-    """Copy the last stage's model and ONNX file to OUT/model and OUT/model.onnx (atomically)."""
+def _describe_saved_model(model_dir: Path, measured: dict, test_images: int, int8_path: Path | None) -> None:
+    """Give a stage's saved model its own measured accuracy and, for int8, the deployed ONNX file.
+
+    ``deepslim eval``/``profile`` then measure what the stage ships (the int8 ONNX model on ONNX
+    Runtime), and the folder no longer carries the input model's metrics inherited by ``save``.
+    """
+    meta_file = model_dir / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta["metrics"] = {"test_accuracy": measured["accuracy"], "test_images": test_images,
+                       "runtime": measured["runtime"]}
+    if int8_path is not None:
+        write_atomic(model_dir / INT8_FILE, lambda p: shutil.copyfile(int8_path, p))
+        meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
+    write_json_atomic(meta_file, meta)
+
+
+def _publish(stage_dir: Path, out: Path, provenance: dict) -> None:
+    """Copy the shipped model and its ONNX file to OUT/model and OUT/model.onnx (atomically).
+
+    OUT/model's metadata also names the source model and the recipe (``provenance``).
+    """
     tmp = out / "model.partial"
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(stage_dir / "model", tmp)
+    meta = json.loads((tmp / "metadata.json").read_text())
+    write_json_atomic(tmp / "metadata.json", {**meta, **provenance})
     if (out / "model").exists():
         shutil.rmtree(out / "model")
     tmp.rename(out / "model")
-    source = stage_dir / ("model.int8.onnx" if (stage_dir / "model.int8.onnx").is_file() else "model.onnx")
+    source = _deployed_onnx(stage_dir)
     write_atomic(out / "model.onnx", lambda p: shutil.copyfile(source, p))

@@ -2,7 +2,9 @@
 
 An ``apply`` function edits ``ctx.model`` in place (or replaces it) and returns details for
 the stage record. Fine-tuning is the runner's job, except for QAT where training is the
-technique; ``ctx.finetune_callbacks`` holds what a fine-tune must keep (masks).
+technique; ``ctx.finetune_callbacks`` holds what a fine-tune must keep (masks). Each says, in
+the log and in its details, what data it used beyond the fine-tune (BatchNorm re-estimation,
+int8 calibration), so a jump in accuracy before any fine-tune is explained.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..core import Config
+from ..core import Config, log
 from ..lowrank import Factorization, factorize_
 from ..profiling.counting import count_ops
 from ..prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, adaptive_prune_, prune_
@@ -83,46 +85,64 @@ class StageContext:
     int8_path: Path | None = None
 
 
+def _recalibrate(ctx: StageContext) -> dict:
+    """Re-estimate BatchNorm statistics of the edited model and say so (it moves accuracy by itself)."""
+    layers = recalibrate_batchnorm_(ctx.model, ctx.calibration)
+    log(f"  BatchNorm statistics of {layers} layers re-estimated on {len(ctx.calibration):,} training images")
+    return {"batchnorm_reestimated": {"layers": layers, "images": len(ctx.calibration)}}
+
+
 def _prune(ctx: StageContext, config: Config) -> dict:
     sample = (ctx.data.train.images[:64].to(ctx.device), ctx.data.train.labels[:64].to(ctx.device))
     plan = prune_(ctx.model, config, example_inputs=ctx.example, data=sample)
+    details = {"plan": plan.to_dict()}
     if plan.structured:
-        recalibrate_batchnorm_(ctx.model, ctx.calibration)
+        details.update(_recalibrate(ctx))
     else:
         ctx.finetune_callbacks.append(KeepMasked(plan.masks))
-    return {"plan": plan.to_dict()}
+    return details
 
 
 def _sensitivity_prune(ctx: StageContext, config: SensitivityPruning) -> dict:
+    log(f"  sensitivity scan: every trial re-estimates BatchNorm on {len(ctx.calibration):,} training images and "
+        f"is scored on {len(ctx.data.val):,} validation images")
     scan = sensitivity_scan(ctx.model, ctx.data.val, ctx.example, ratios=config.ratios, importance=config.importance,
                             calibration_images=ctx.calibration, train_data=ctx.data.train,
                             finetune_images=config.scan_finetune_images)
     ratios, plan = prune_to_budget(ctx.model, scan, config.mac_ratio * scan.baseline_macs, ctx.example,
                                    importance=config.importance)
-    recalibrate_batchnorm_(ctx.model, ctx.calibration)
-    return {"ratios": ratios, "plan": plan.to_dict()}
+    return {"ratios": ratios, "plan": plan.to_dict(), **_recalibrate(ctx)}
 
 
 def _adaptive_prune(ctx: StageContext, config: AdaptivePruning) -> dict:
     macs = count_ops(ctx.model, (ctx.example,)).macs
+    log(f"  adaptive pruning: every step re-estimates BatchNorm on {len(ctx.calibration):,} training images and "
+        f"is scored on {len(ctx.data.val):,} validation images")
     result = adaptive_prune_(ctx.model, ctx.data.val, config.mac_ratio * macs, ctx.example, step=config.step,
                              importance=config.importance, max_ratio=config.max_ratio, round_to=config.round_to,
                              calibration_images=ctx.calibration, train_data=ctx.data.train,
                              finetune_images=config.step_finetune_images)
-    return {"ratios": result.ratios, "history": result.history, "plan": result.plan.to_dict()}
+    return {"ratios": result.ratios, "history": result.history, "plan": result.plan.to_dict(),
+            "batchnorm_reestimated": {"images": len(ctx.calibration), "in": "every step"}}
 
 
 def _factorize(ctx: StageContext, config: Factorization) -> dict:
     plan = factorize_(ctx.model, config, ctx.example, val_data=ctx.data.val)
-    recalibrate_batchnorm_(ctx.model, ctx.calibration)
-    return {"plan": plan.to_dict()}
+    return {"plan": plan.to_dict(), **_recalibrate(ctx)}
+
+
+def _calibration_note(ctx: StageContext, config: PTQConfig) -> dict:
+    images = min(len(ctx.calibration), config.calibration_size)
+    log(f"  int8 ranges calibrated on {images:,} training images")
+    return {"calibration_images": images}
 
 
 def _quantize(ctx: StageContext, config: PTQConfig) -> dict:
     ctx.int8_path = ctx.stage_dir / INT8_FILE
+    note = _calibration_note(ctx, config)
     info = export_int8(ctx.model, ctx.calibration, ctx.int8_path, config)
     ctx.model = quantize_(ctx.model, config, ctx.calibration)  # the reloadable PyTorch twin
-    return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}}
+    return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, **note}
 
 
 def _qat(ctx: StageContext, config: QAT) -> dict:
@@ -133,7 +153,8 @@ def _qat(ctx: StageContext, config: QAT) -> dict:
     ctx.int8_path = ctx.stage_dir / INT8_FILE
     info = export_int8(strip_qat(qat).cpu(), ctx.calibration, ctx.int8_path, qat_export_config(config))
     ctx.model = qat.eval()
-    return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, "trained": True}
+    return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, "trained": True,
+            **_calibration_note(ctx, config)}
 
 
 @dataclass

@@ -3,11 +3,15 @@
 Warm up (>= 10 calls), then repeat until at least ``min_seconds`` have passed; report the
 median and interquartile range in ms, with the thread count. ``compare_latency`` times two
 models interleaved (A B A B ...) in one process and reports the median ratio and its
-min-max spread, the only form in which deepslim states a speed-up.
+min-max spread, the only form in which deepslim states a speed-up; ``interleave_latency``
+times several models in turns so that every pair compares on the same rounds, and
+``describe_speedup`` is the one wording of a result ("no measurable change" when the spread
+includes 1.0x).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import tempfile
@@ -207,6 +211,108 @@ class LatencyComparison:
         return dict(self.__dict__)
 
 
+def speedup_verdict(row) -> str:
+    """``"faster"``, ``"slower"`` or ``"no change"`` for a comparison (a ``LatencyComparison`` or its dict).
+
+    Judged on the min-max spread of the per-round ratios, not the median alone: a spread
+    that includes 1.0x means the rounds disagree on which model is faster.
+    """
+    row = row.to_dict() if isinstance(row, LatencyComparison) else row
+    if row["speedup_min"] > 1.0:
+        return "faster"
+    if row["speedup_max"] < 1.0:
+        return "slower"
+    return "no change"
+
+
+def describe_speedup(row) -> str:
+    """The one wording of a speed-up deepslim prints: median, spread and rounds, and what they mean.
+
+    Example:
+        >>> row = {"speedup": 4.71, "speedup_min": 2.43, "speedup_max": 5.47, "rounds": 64}
+        >>> describe_speedup(row)
+        '4.71x faster [2.43-5.47], 64 rounds'
+        >>> describe_speedup(row | {"speedup": 1.2, "speedup_min": 0.69, "speedup_max": 1.94, "rounds": 9})
+        'no measurable change (1.20x [0.69-1.94], 9 rounds)'
+        >>> describe_speedup(row | {"speedup": 0.8, "speedup_min": 0.7, "speedup_max": 0.9, "rounds": 9})
+        '1.25x slower (0.80x [0.70-0.90], 9 rounds)'
+    """
+    row = row.to_dict() if isinstance(row, LatencyComparison) else row
+    spread = f"[{row['speedup_min']:.2f}-{row['speedup_max']:.2f}], {row['rounds']} round" + \
+             ("s" if row["rounds"] != 1 else "")
+    verdict = speedup_verdict(row)
+    if verdict == "faster":
+        return f"{row['speedup']:.2f}x faster {spread}"
+    if verdict == "slower":
+        return f"{1 / row['speedup']:.2f}x slower ({row['speedup']:.2f}x {spread})"
+    return f"no measurable change ({row['speedup']:.2f}x {spread})"
+
+
+@dataclass
+class InterleavedTimes:
+    """Per-round times (ms per call) of several models timed in turns, for one runtime and batch size."""
+
+    runtime: str
+    batch_size: int
+    threads: int
+    times_ms: list          # times_ms[model][round]
+
+    def compare(self, baseline: int, candidate: int) -> LatencyComparison:
+        """Model ``candidate``'s speed-up over model ``baseline`` from the same rounds."""
+        base_t, cand_t = self.times_ms[baseline], self.times_ms[candidate]
+        ratios = [b / c for b, c in zip(base_t, cand_t)]
+        return LatencyComparison(self.runtime, self.batch_size, statistics.median(base_t), statistics.median(cand_t),
+                                 statistics.median(ratios), min(ratios), max(ratios), len(ratios), self.threads)
+
+
+def interleave_latency(models, example_inputs, *, batch_sizes=(1, 64), runtimes=RUNTIMES, threads: int | None = None,
+                       warmup: int = 10, min_seconds: float = 1.0, calls_per_round: int = 5, settle_ms: float = 100.0,
+                       settle_calls: int = 2, turn_ms: float = 25.0) -> list[InterleavedTimes]:
+    """Time several models in turns (A B C A B C ...): every pair can then be compared on the same rounds.
+
+    Rounds run for at least ``len(models) * min_seconds`` (so each model gets about as many
+    rounds as in a two-model ``compare_latency``) and at least 5 rounds; see
+    ``compare_latency`` for the turns themselves.
+
+    Example:
+        >>> import deepslim, torch
+        >>> models = [deepslim.create_model(n) for n in ("resnet8", "lenet5", "fmnist-cnn")]
+        >>> (times,) = interleave_latency(models, torch.randn(1, 1, 28, 28), batch_sizes=(1,), runtimes=("torch",),
+        ...                               min_seconds=0.05)
+        >>> times.compare(0, 2).rounds >= 5
+        True
+    """
+    models = list(models)
+    if len(models) < 2:
+        raise DeepslimError("an interleaved comparison needs at least two models")
+    for model in models:
+        _check_runtimes(runtimes, model)
+    threads = threads or default_threads()
+    results = []
+    one = _batch(example_inputs, 1)
+    with _torch_threads(threads), contextlib.ExitStack() as stack:
+        paths = [stack.enter_context(_OnnxFile(m, one)) for m in models] if "onnxruntime" in runtimes else []
+        for runtime in runtimes:
+            for bs in batch_sizes:
+                x = _batch(example_inputs, bs)
+                if runtime == "torch":
+                    runs = [_torch_runner(m, x, threads) for m in models]
+                else:
+                    runs = [_onnx_runner(p, x, threads) for p in paths]
+                warm_ms = [_take_turn(run, warmup, 0.0, 0) for run in runs]
+                calls, settle = calls_per_round, (0.0, 0)  # torch: one intra-op pool serves all models
+                if runtime == "onnxruntime":
+                    calls = max(calls_per_round, int(turn_ms / max(min(warm_ms), 1e-3)))
+                    settle = (settle_ms, settle_calls)
+                times: list[list[float]] = [[] for _ in models]
+                started = time.perf_counter()
+                while len(times[0]) < 5 or time.perf_counter() - started < len(models) * min_seconds:
+                    for run, series in zip(runs, times):
+                        series.append(_take_turn(run, calls, *settle))
+                results.append(InterleavedTimes(runtime, bs, threads, times))
+    return results
+
+
 def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64), runtimes=RUNTIMES,
                     threads: int | None = None, warmup: int = 10, min_seconds: float = 1.0,
                     calls_per_round: int = 5, settle_ms: float = 100.0, settle_calls: int = 2,
@@ -218,7 +324,7 @@ def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64),
     settings (idle threads spin for a while, as in deployment); so that one session's spinning
     threads never share the cores with the other's calls, each ORT turn starts with a pause
     (``settle_ms``) and ``settle_calls`` untimed calls, and lasts at least ``turn_ms`` so the
-    pauses do not dominate the wall time (see ``_take_turn``).
+    pauses do not dominate the wall time (see ``_take_turn``). ``describe_speedup`` words a row.
 
     Example:
         >>> import deepslim, torch
@@ -227,35 +333,11 @@ def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64),
         >>> rows[0].speedup > 0
         True
     """
-    _check_runtimes(runtimes, baseline)
-    _check_runtimes(runtimes, candidate)
-    threads = threads or default_threads()
-    results = []
-    one = _batch(example_inputs, 1)
-    with _torch_threads(threads), _OnnxFile(baseline, one) as base_path, _OnnxFile(candidate, one) as cand_path:
-        for runtime in runtimes:
-            for bs in batch_sizes:
-                x = _batch(example_inputs, bs)
-                if runtime == "torch":
-                    runs = [_torch_runner(baseline, x, threads), _torch_runner(candidate, x, threads)]
-                else:
-                    runs = [_onnx_runner(base_path, x, threads), _onnx_runner(cand_path, x, threads)]
-                warm_ms = [_take_turn(run, warmup, 0.0, 0) for run in runs]
-                calls, settle = calls_per_round, (0.0, 0)  # torch: one intra-op pool serves both models
-                if runtime == "onnxruntime":
-                    calls = max(calls_per_round, int(turn_ms / max(min(warm_ms), 1e-3)))
-                    settle = (settle_ms, settle_calls)
-                base_t, cand_t, ratios = [], [], []
-                started = time.perf_counter()
-                while len(ratios) < 5 or time.perf_counter() - started < 2 * min_seconds:
-                    pair = [_take_turn(run, calls, *settle) for run in runs]
-                    base_t.append(pair[0])
-                    cand_t.append(pair[1])
-                    ratios.append(pair[0] / pair[1])
-                results.append(LatencyComparison(runtime, bs, statistics.median(base_t), statistics.median(cand_t),
-                                                 statistics.median(ratios), min(ratios), max(ratios), len(ratios),
-                                                 threads))
-    return results
+    timed = interleave_latency([baseline, candidate], example_inputs, batch_sizes=batch_sizes, runtimes=runtimes,
+                               threads=threads, warmup=warmup, min_seconds=min_seconds,
+                               calls_per_round=calls_per_round, settle_ms=settle_ms, settle_calls=settle_calls,
+                               turn_ms=turn_ms)
+    return [t.compare(0, 1) for t in timed]
 
 
 def cpu_description() -> dict:

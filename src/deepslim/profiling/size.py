@@ -74,3 +74,24 @@ def compact_weight_bytes(model: nn.Module) -> dict[str, int]:
     dense = sum(t.numel() * t.element_size() for t in tensors)
     compact = sum(compact_tensor_bytes(t) for t in tensors)
     return {"dense_bytes": dense, "compact_bytes": compact}
+
+
+def stored_weights(model_dir: str | Path) -> dict:
+    """Bytes of a saved model's ``weights.safetensors`` and how ``deepslim.save`` encoded it.
+
+    ``encoding`` is "bit-packed" (binary/ternary/k-bit codebooks), "sparse bitmask" (pruned
+    weights), both joined by "+", or "dense": the file, not the in-memory tensors, is what a
+    bit-packed or sparse model ships as.
+
+    Example:
+        >>> stored_weights("runs/binary")                    # doctest: +SKIP
+        {'bytes': 26112, 'encoding': 'bit-packed'}
+    """
+    from safetensors import safe_open
+
+    file = Path(model_dir) / "weights.safetensors"
+    with safe_open(str(file), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    # The header keys export/compact.py's ``pack`` writes for each encoding.
+    kinds = [label for key, label in (("codebook", "bit-packed"), ("compact", "sparse bitmask")) if meta.get(key)]
+    return {"bytes": file.stat().st_size, "encoding": " + ".join(kinds) or "dense"}

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import DeepslimError, log, progress, resolve_device, seed_everything
+from ..core.seed import deterministic_algorithms
+from ..core.text import plural
 from ..data import Augment, BatchLoader, TensorData
 from .callbacks import Callback, CallbackList
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -38,6 +40,8 @@ class Trainer:
 
     ``checkpoint_path`` gets the full training state after every epoch; with
     ``resume=True`` training continues from it, seeing the same batches it would have.
+    Training runs with PyTorch's deterministic algorithms (see ``deterministic_algorithms``);
+    the model's initial weights are the caller's to seed (``seed_everything`` before creating it).
 
     Example:
         >>> from deepslim import create_model, load_dataset
@@ -60,6 +64,7 @@ class Trainer:
         self.stop_training = False
         self.label_loss_weight = 1.0  # weight of the cross-entropy on labels; distillation lowers it
         self.loader: BatchLoader | None = None
+        self.epochs_saved = 0  # epochs in the checkpoint on disk: what a resume after an interruption gets back
 
     def _loader(self, data: TensorData) -> BatchLoader:
         cfg = self.config
@@ -69,6 +74,12 @@ class Trainer:
 
     def fit(self, train_data: TensorData, *, val_data: TensorData | None = None,
             checkpoint_path: str | Path | None = None, resume: bool = False) -> list[dict]:
+        """Train for ``config.epochs`` epochs; returns the history (one dict of metrics per epoch)."""
+        with deterministic_algorithms():
+            return self._fit(train_data, val_data, checkpoint_path, resume)
+
+    def _fit(self, train_data: TensorData, val_data: TensorData | None, checkpoint_path: str | Path | None,
+             resume: bool) -> list[dict]:
         cfg = self.config
         seed_everything(cfg.seed)
         self.model.to(self.device)
@@ -76,8 +87,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg, self.callbacks.extra_parameters(self))
         loader = self.loader = self._loader(train_data)
         if len(loader) == 0:
-            raise DeepslimError(f"the training split has {len(train_data)} samples, fewer than one batch of "
-                                f"{cfg.batch_size}", hint="lower --batch-size or raise --subset")
+            raise DeepslimError(f"the training split has {plural(len(train_data), 'sample')}, fewer than one batch "
+                                f"of {cfg.batch_size}", hint="lower --batch-size or raise --subset")
         self.total_steps = cfg.epochs * len(loader)
         warmup = int(cfg.warmup_epochs * len(loader))
         start_epoch = 0
@@ -85,7 +96,7 @@ class Trainer:
         if resume:
             if ckpt is None or not ckpt.is_file():
                 raise DeepslimError(f"nothing to resume: no checkpoint at {ckpt}")
-            start_epoch = self._restore(load_checkpoint(ckpt))
+            start_epoch = self.epochs_saved = self._restore(load_checkpoint(ckpt))
             log(f"resuming at epoch {start_epoch + 1}/{cfg.epochs}")
         self.callbacks.on_train_begin(self)
         for epoch in range(start_epoch, cfg.epochs):
@@ -118,6 +129,9 @@ class Trainer:
                 loss_sum += loss.item() * len(y)
                 correct += (logits.argmax(1) == y).sum().item()
                 seen += len(y)
+                if not getattr(bar, "disable", True):  # running figures on a terminal's bar; nothing otherwise
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", train=f"{100.0 * correct / seen:.2f}%",
+                                    refresh=False)
                 self.callbacks.on_step_end(self, self.global_step, loss.item())
                 if self.stop_training:
                     break
@@ -133,6 +147,7 @@ class Trainer:
             log(_format_epoch(metrics, cfg.epochs))
             if ckpt is not None:
                 save_checkpoint(ckpt, self._state(epoch + 1))
+                self.epochs_saved = epoch + 1
             if self.stop_training:
                 break
         self.callbacks.on_train_end(self)
@@ -161,7 +176,8 @@ class Trainer:
             raise DeepslimError(f"cannot resume: training options changed ({', '.join(changed)})",
                                 hint="resume with the options of the interrupted run")
         if saved_cfg.get("epochs") != mine["epochs"]:
-            raise DeepslimError(f"cannot resume: the run was for {saved_cfg.get('epochs')} epochs, not {mine['epochs']}",
+            raise DeepslimError(f"cannot resume: the run was for {plural(saved_cfg.get('epochs') or 0, 'epoch')}, "
+                                f"not {mine['epochs']}",
                                 hint="the learning-rate schedule depends on the epoch count; keep it the same")
         return epochs_done
 
