@@ -2,9 +2,9 @@
 
 Runs `deepslim compress --pretrained fmnist-resnet --recipe recipes/prune-quantize.yaml
 --out runs/demo` (a rerun after an interruption resumes; a finished run is replaced), then
-prints the stage table, the summary line, whether the targets of BENCHMARKS.md are met
-(at most 0.5 points of accuracy lost, at least 4x lower batch-1 latency on ONNX Runtime)
-and where the report is.
+prints the stage table, the summary line, whether the recipe's targets are met (at most
+0.5 points of accuracy lost, at least 4x lower batch-1 latency on ONNX Runtime) and where
+the report is.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from deepslim.cli.main import main as deepslim_main
-from deepslim.pipeline.report import speedups
+from deepslim.pipeline.headline import targets_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,12 +39,9 @@ def main() -> int:
     if code != 0:
         return code
     metrics = json.loads((args.out / "metrics.json").read_text())
-    base, final = metrics["baseline"], metrics["final"]
-    lost = base["accuracy"] - final["accuracy"]
-    speed = speedups(metrics)[0]
-    print(f"\ntargets: accuracy lost {lost:.2f} points (<= 0.5: {'met' if lost <= 0.5 else 'NOT met'}), "
-          f"onnxruntime batch-1 speed-up {speed:.2f}x (>= 4: {'met' if speed >= 4 else 'NOT met'}); "
-          f"this run took {(time.perf_counter() - started) / 60:.1f} min")
+    # The recipe's targets, checked by the run itself (the same line compress printed above).
+    print(f"\ntargets: {targets_line(metrics.get('targets', {}))}; this run took "
+          f"{(time.perf_counter() - started) / 60:.1f} min")
     return 0
 
 

@@ -226,5 +226,49 @@ def test_chart_labels_do_not_overlap(monkeypatch):
               for i in range(5)] + [{"name": "baseline", "accuracy": 92.0, "macs": 5e7, "params": 1e6}]
     boxes = _label_boxes(chart.accuracy_vs_macs_figure(points))
     assert len(boxes) == 6 and _overlapping_pairs(boxes) == 0
-    monkeypatch.setattr(chart, "_separate_labels", lambda *args: None)
+    monkeypatch.setattr(chart, "separate_labels", lambda *args: None)
     assert _overlapping_pairs(_label_boxes(chart.accuracy_vs_macs_figure(points))) >= 4  # what they would do
+
+
+def test_a_model_derived_from_an_int8_folder_does_not_claim_its_int8_file(cli, outputs, tmp_path):
+    # "deploy" names a file in the int8 folder; a pruned copy of that model has no such file.
+    out = tmp_path / "pruned"
+    _run("--quiet", "prune", outputs / "int8", "--method", "magnitude", "--sparsity", "0.5", "--out", out)
+    assert "deploy" not in _metadata(out)
+    code, text, err = cli("eval", out, "--json", "--no-record")
+    assert code == 0, err
+    assert json.loads(text)["runtime"] == "pytorch"
+
+
+def test_eval_runtime_onnxruntime_runs_a_float_folders_own_onnx_export(cli, outputs, tmp_path):
+    folder = tmp_path / "base"
+    shutil.copytree(outputs / "base", folder)
+    code, _, err = cli("eval", folder, "--runtime", "onnxruntime")
+    assert code == 2 and "has no ONNX model" in err and f"deepslim export {folder} --onnx" in err
+    _run("--quiet", "export", folder, "--onnx")
+    code, text, _ = cli("eval", folder, "--runtime", "onnxruntime", "--json")
+    torch_code, torch_text, _ = cli("eval", folder, "--json", "--no-record")
+    assert code == 0 and json.loads(text)["file"] == str(folder / "model.onnx")
+    assert json.loads(text)["accuracy"] == pytest.approx(json.loads(torch_text)["accuracy"])
+    assert json.loads(torch_text)["runtime"] == "pytorch"  # the float export only runs when asked for
+
+
+def test_model_arg_on_a_trained_model_is_refused(cli, outputs):
+    for command in (["profile", outputs / "base"], ["cost", outputs / "base", "--data", "synthetic", "--epochs", "1"],
+                    ["compress", outputs / "base", "--recipe", outputs / "int8.yaml", "--out", outputs / "x"]):
+        code, _, err = cli(*command, "--model-arg", "widths=8,16")
+        assert code == 2 and "--model-arg has no effect" in err, command
+    assert not (outputs / "x").exists()
+
+
+def test_compress_model_card_names_the_source_recipe_and_stages(outputs):
+    card = (outputs / "run" / "model" / "MODEL_CARD.md").read_text()
+    assert f"compressed (recipe int8) from {outputs / 'base'}" in card
+    assert "Stages: 1. int8 (quantize)" in card
+
+
+def test_compress_refuses_an_out_that_holds_its_input(cli, outputs):
+    code, _, err = cli("compress", outputs / "run" / "model", "--recipe", outputs / "int8.yaml",
+                       "--out", outputs / "run", "--overwrite")
+    assert code == 2 and "is or holds the input model's folder" in err
+    assert (outputs / "run" / "model" / "weights.safetensors").is_file()

@@ -129,8 +129,9 @@ def test_resume_after_kill(synthetic_run, tmp_path):
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert json.loads(state.read_text()) == {"recipe_digest": json.loads(state.read_text())["recipe_digest"],
-                                             "finished": ["channel_pruning"], "done": False}
+    recorded = json.loads(state.read_text())
+    assert recorded["finished"] == ["channel_pruning"] and recorded["done"] is False
+    assert recorded["data"]["subset"] == 256  # a resume must train on the same images
     first = json.loads((out / "metrics.json").read_text())["stages"][0]
     result = subprocess.run([c for c in command if c != "--quiet"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
@@ -176,3 +177,17 @@ def test_adaptive_pruning_stage(trained, tmp_path, fake_compare):
     assert stage["macs"] <= 0.6 * metrics["baseline"]["macs"]
     assert stage["details"]["history"][-1]["macs"] == stage["macs"]
     assert deepslim.load(tmp_path / "out" / "model")(data.test.images[:2]).shape == (2, 10)
+
+
+def test_a_resume_on_other_data_is_refused(tmp_path):
+    # An unfinished run fine-tuned on one --subset; resuming it on other images would mix two data sets
+    # in one run while metrics.json records the first.
+    from deepslim.pipeline.runner import prepare_output
+
+    recipe = parse_recipe(RECIPE)
+    out = tmp_path / "out"
+    prepare_output(out, recipe, False, tiny_data(n_train=200))
+    assert prepare_output(out, recipe, False, tiny_data(n_train=200))["finished"] == []  # same data resumes
+    with pytest.raises(DeepslimError, match="unfinished run on other data") as err:
+        prepare_output(out, recipe, False, tiny_data(n_train=120))
+    assert "--subset 200" in err.value.hint

@@ -181,7 +181,7 @@ def test_cli_interrupt_names_the_command_that_resumes(synthetic_run, cli, tmp_pa
     out = tmp_path / "out"
     code, _, err = cli("compress", source, "--recipe", recipe, "--out", out, "--subset", "64",
                        "--latency-seconds", "0.01", "--overwrite")
-    assert code == 2 and "interrupted during stage 1 (channel_pruning)" in err
+    assert code == 130 and "interrupted during stage 1 (channel_pruning)" in err
     # The exact command, less --overwrite (which would throw the finished stages away).
     assert f"rerun `deepslim compress {source} --recipe {recipe} --out {out} --subset 64 --latency-seconds 0.01` " \
            "to resume" in err

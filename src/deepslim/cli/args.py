@@ -97,7 +97,8 @@ _SAVE_OWNED = ("format", "format_version", "params", "saved_at", "versions")
 def derived_metadata(source_meta: dict, evaluation: dict, key: str, summary: dict) -> dict:
     """Metadata for a model derived from another: the source's (minus what ``save`` rewrites),
     the new test metrics, and ``summary`` of what was done under ``key``."""
-    meta = {k: v for k, v in source_meta.items() if k not in _SAVE_OWNED}
+    # "deploy" names a file in the source's folder (its int8 ONNX), which the new folder does not hold.
+    meta = {k: v for k, v in source_meta.items() if k not in _SAVE_OWNED and k not in ("deploy", "evaluations")}
     meta["metrics"] = {"test_accuracy": evaluation["accuracy"], "test_loss": evaluation["loss"],
                        "test_images": evaluation["n"]}
     meta[key] = summary

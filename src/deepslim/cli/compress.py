@@ -12,7 +12,7 @@ from ..pipeline.headline import summary_line, targets_line
 from ..pipeline.report import write_report
 from ..pipeline.runner import resume_command
 from ..profiling.latency import describe_speedup
-from .args import add_command, command_line, print_json
+from .args import add_command, command_line, parse_kwargs, print_json
 from .resolve import add_model_source_args, resolve_model
 
 
@@ -48,7 +48,7 @@ def run(args) -> int:
     recipe = load_recipe(args.recipe)  # validated before anything else happens
     if args.pretrained and (args.model or args.model_dir):
         raise DeepslimError("give one model source: DIR, --model or --pretrained")
-    resolved = resolve_model(args.pretrained or args.model, args.model_dir)
+    resolved = resolve_model(args.pretrained or args.model, args.model_dir, parse_kwargs(args.model_arg))
     meta = getattr(resolved.model, "deepslim_metadata", None) or {}
     data_name = args.data or meta.get("dataset", {}).get("name")
     if not data_name:
@@ -77,8 +77,8 @@ def run(args) -> int:
     subset = f"--subset {data['subset']}" if data.get("subset") else "the whole training split"
     print(f"\n{summary_line(metrics)}")
     print(f"targets: {targets_line(metrics.get('targets', {}))}")
-    print(f"data: fine-tunes on {data['train_images']:,} training images ({subset}); {metrics['threads']} threads; "
-          f"run time {metrics['run_seconds'] / 60:.1f} min")
+    print(f"data: fine-tunes on {data['train_images']:,} training images ({subset}); {metrics.get('threads', '?')} threads; "
+          f"run time {metrics.get('run_seconds', 0) / 60:.1f} min")
     print(f"report: {args.out / 'report.html'}; model: {args.out / 'model'}; deployable: {args.out / 'model.onnx'}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..core import resolve_device
 from ..core.text import plural
 from ..data import load_dataset
+from ..models import list_models
 from ..profiling.energy import EnergySettings, energy_report, measure_power
 from ..profiling.training_cost import time_training_steps, training_step_flops
 from .args import add_command, add_data_args, data_options, parse_kwargs, print_json, training_images
@@ -30,7 +31,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     data = load_dataset(args.data, subset=args.subset, **data_options(args))
     kwargs = parse_kwargs(args.model_arg)
-    if args.model and not args.model_dir:
+    if args.model and not args.model_dir and args.model in list_models():
         kwargs.setdefault("in_channels", data.input_shape[0])
         kwargs.setdefault("num_classes", data.num_classes)
     resolved = resolve_model(args.model, args.model_dir, kwargs)

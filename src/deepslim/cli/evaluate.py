@@ -46,12 +46,15 @@ def run(args) -> int:
                         if k not in ("subset", "val_fraction", "seed")})
     data = load_dataset(name, **options)
     deployed = folder.deployed_onnx
-    if args.runtime == "onnxruntime" and not deployed:
-        raise DeepslimError(f"{args.model_dir} has no deployed ONNX model", hint="use --runtime torch")
-    if deployed and args.runtime != "torch":
-        result = evaluate_onnx(deployed, data.test)
-        runtime, label = "onnxruntime", f"{deployed.name} on onnxruntime"
-        shown = f"{label}, the deployed int8 model"
+    # Asked for explicitly, a float folder's own ONNX export (compress stages and runs write one) runs too.
+    onnx = deployed or (folder.onnx if args.runtime == "onnxruntime" else None)
+    if args.runtime == "onnxruntime" and not onnx:
+        raise DeepslimError(f"{args.model_dir} has no ONNX model", hint="use --runtime torch, or write one with "
+                            f"`deepslim export {args.model_dir} --onnx`")
+    if onnx and args.runtime != "torch":
+        result = evaluate_onnx(onnx, data.test)
+        runtime, label = "onnxruntime", f"{onnx.name} on onnxruntime"
+        shown = f"{label}, the deployed int8 model" if deployed else label
     else:
         device = resolve_device(args.device)
         model = folder.load(device=device)
@@ -59,11 +62,12 @@ def run(args) -> int:
         result = evaluate(model, data.test, device=device, desc="test")
         runtime = label = "pytorch"
         shown = f"pytorch, which only simulates the deployed {deployed.name}" if deployed else "pytorch"
-    recorded = None if args.no_record else record_evaluation(folder, name, result, runtime, deployed)
+    used = onnx if runtime == "onnxruntime" else deployed
+    recorded = None if args.no_record else record_evaluation(folder, name, result, runtime, used)
     if args.json:
         print_json({"model_dir": str(args.model_dir), "data": name, "accuracy": result["accuracy"],
                     "loss": result["loss"], "test_images": result["n"], "runtime": label,
-                    "file": str(deployed) if deployed and runtime == "onnxruntime" else None,
+                    "file": str(onnx) if onnx and runtime == "onnxruntime" else None,
                     "recorded_in": str(recorded) if recorded else None})
     else:
         print(f"accuracy: {result['accuracy']:.2f}% ({result['n']} {name} test images, loss {result['loss']:.4f}, "

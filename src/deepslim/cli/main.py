@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.traceback:
             raise
         print(f"error: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""), file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         hint = getattr(args, "interrupt_hint", None) or INTERRUPT_HINTS.get(args.command, DEFAULT_INTERRUPT_HINT)
         print(f"error: interrupted — {hint}", file=sys.stderr)

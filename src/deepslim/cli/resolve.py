@@ -111,7 +111,8 @@ def _saved_model(path: Path) -> ModelFolder:
         return ModelFolder("model", path, path, meta, parent / INT8_FILE, True)
     if path.name == "model" and _is_run(parent) and (_read_json(parent / RUN_METRICS).get("final") or {}).get("int8"):
         return ModelFolder("model", path, path, meta, parent / "model.onnx", True)
-    return ModelFolder("model", path, path, meta)
+    exported = path / "model.onnx"  # written by `deepslim export DIR --onnx`: float, run only when asked for
+    return ModelFolder("model", path, path, meta, exported if exported.is_file() else None)
 
 
 def _compress_run(path: Path) -> ModelFolder:
@@ -137,7 +138,7 @@ def _stage(path: Path) -> ModelFolder:
                             hint="rerun the same `deepslim compress` command to finish the run")
     if not (path / "model" / METADATA).is_file():
         source = _read_json(path.parent.parent / RUN_METRICS).get("source")
-        raise DeepslimError(f"{path} holds no saved model (the baseline stage keeps only its ONNX export)",
+        raise DeepslimError(f"{path} holds no saved model (a run made by an older deepslim keeps only the baseline's ONNX export)",
                             hint=f"use the source model{f' {source}' if source else ''} instead")
     meta = read_metadata(path / "model")
     record = _read_json(path / STAGE_RECORD) or None
@@ -168,6 +169,10 @@ def resolve_model(name: str | None, directory: Path | None, model_kwargs: dict |
     """A shipped baseline or zoo model by name, or any model folder (see ``model_folder``)."""
     if (name is None) == (directory is None):
         raise DeepslimError("give either a saved model folder or --model NAME", hint="e.g. --model fmnist-resnet")
+    if model_kwargs and (directory is not None or name in list_pretrained()):
+        # Options only act when a zoo model is built; a saved or shipped model keeps its architecture.
+        raise DeepslimError(f"--model-arg has no effect on {directory or name}: it is a trained model",
+                            hint="drop --model-arg, or give a zoo model name with --model")
     if directory is not None:
         folder = model_folder(directory)
         model = folder.load()

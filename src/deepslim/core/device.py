@@ -37,3 +37,27 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+# The vector extensions that decide how fast fp32 and int8 kernels run: two machines both named
+# "AMD EPYC" gave the flagship's fp32 ONNX model 0.50 and 0.29 ms at batch 1 (BENCHMARKS.md).
+_SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_int8", "amx_bf16")
+
+
+def cpu_features() -> list[str]:
+    """The speed-relevant instruction-set extensions this CPU reports (Linux), e.g. ['avx2', 'avx512f'].
+
+    Example:
+        >>> isinstance(cpu_features(), list)
+        True
+    """
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [f for f in _SPEED_FLAGS if f in present]
+    except OSError:
+        pass
+    return []

@@ -17,5 +17,18 @@ class DeepslimError(Exception):
         self.message = message
         self.hint = hint
 
+    exit_code = 2  # the CLI's exit status for this error
+
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class Interrupted(DeepslimError):
+    """Ctrl-C during work whose finished part was kept; the CLI exits with status 130 like any
+    interrupted command, and the hint says how to continue.
+
+    Example:
+        >>> raise Interrupted("interrupted during stage 2; finished stages are kept", hint="rerun to resume")
+    """
+
+    exit_code = 130

@@ -76,10 +76,11 @@ def save(model: nn.Module, path: str | Path, *, metadata: dict | None = None, ov
     meta = dict(metadata or {})
     meta.setdefault("model", getattr(model, "deepslim_model", {}).get("name"))
     meta.setdefault("model_kwargs", getattr(model, "deepslim_model", {}).get("kwargs", {}))
+    # `deepslim eval` results and a deployed ONNX file describe the folder they were recorded in;
+    # a model saved from a loaded one (pruned, quantized ...) must not inherit them.
     for key, value in (getattr(model, "deepslim_metadata", None) or {}).items():
-        meta.setdefault(key, value)
-    # `deepslim eval` results describe the weights of the folder they were recorded in; a model
-    # saved from a loaded one (pruned, quantized ...) must not inherit them.
+        if key not in _FOLDER_OWNED:
+            meta.setdefault(key, value)
     meta.pop("evaluations", None)
     meta.update(format=FORMAT, format_version=FORMAT_VERSION, params=sum(t.numel() for t in model.parameters()),
                 saved_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), versions=versions())
@@ -91,6 +92,9 @@ def save(model: nn.Module, path: str | Path, *, metadata: dict | None = None, ov
     write_atomic(path / WEIGHTS, lambda p: save_file(stored, str(p), metadata={"format": FORMAT, **extra}))
     write_json_atomic(path / METADATA, _jsonable_meta(meta))
     return path
+
+
+_FOLDER_OWNED = ("evaluations", "deploy")
 
 
 def _jsonable_meta(meta: dict) -> dict:

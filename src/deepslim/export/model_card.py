@@ -80,6 +80,9 @@ def _derivation(meta: dict) -> list[str]:
         if s.get("batchnorm_reestimated"):
             line += "; BatchNorm statistics re-estimated"
         lines.append(line)
+        if s.get("stages"):
+            dropped = f" (dropped: {', '.join(s['dropped'])})" if s.get("dropped") else ""
+            lines.append(f"  - Stages: {'; '.join(s['stages'])}{dropped}")
         if s.get("command"):
             lines.append(f"  - Command: `{s['command']}`")
     return lines

@@ -76,6 +76,7 @@ def flags(metrics: dict) -> list[str]:
             source = labels[entry["input"]] if entry["input"] < len(labels) else f"model {entry['input']}"
             out.append(f"{name} is slower than its input ({source}) on onnxruntime: " + "; ".join(
                 f"batch {bs} {describe_speedup(entry['vs_input'][bs])}" for bs in entry["slower_than_input"])
-                + ("" if stage.get("keep") == "if_faster" else "; add `keep: if_faster` to the stage to ship "
+                + ("; its own check when it finished (other rounds) found no measurable slowdown, so it was kept"
+                   if stage.get("keep") == "if_faster" else "; add `keep: if_faster` to the stage to ship "
                    "the faster model"))
     return out

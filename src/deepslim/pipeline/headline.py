@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from ..profiling.latency import describe_speedup
 
-# A float model at least this sparse is sized by its compact weights file.
+# A float model whose non-zero parameters are below this fraction (at least 10% zeros) is sized by its
+# compact weights file.
 SPARSE_FRACTION = 0.9
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..core import DeepslimError
 from ..export.files import write_atomic
+from ..profiling.chart import separate_labels
 from ..profiling.latency import describe_speedup
 from .headline import size_headline, speedups, summary_line, targets_line  # noqa: F401 (speedups: re-exported)
 
@@ -65,9 +66,11 @@ def _scatter(metrics: dict, x_of, xlabel: str, title: str) -> str:
     xs = [x_of(m) for _, m in points]
     ys = [m["accuracy"] for _, m in points]
     ax.plot(xs, ys, "-", color="#bbbbbb", zorder=1)
+    labels = []
     for (label, _), x, y in zip(points, xs, ys):
         ax.scatter([x], [y], s=60, zorder=2, color="#444444" if label == "baseline" else "#1f77b4")
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        labels.append(ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8,
+                                  arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5}))
     xlim, ylim = axis_limits(xs, ys)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
@@ -75,6 +78,8 @@ def _scatter(metrics: dict, x_of, xlabel: str, title: str) -> str:
     ax.set_ylabel("full-test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    fig.tight_layout()  # before placing labels: a later layout change would move the points under them
+    separate_labels(fig, ax, labels)  # stages with near-equal accuracy and latency would print on each other
     return _png(fig)
 
 

@@ -29,9 +29,11 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError, log
+from ..core.errors import Interrupted
 from ..distill import KD, Distillation
 from ..export import export_onnx, load, save
 from ..export.files import write_atomic, write_json_atomic
+from ..export.model_card import write_model_card
 from ..profiling.counting import count_ops
 from ..core.text import plural
 from ..profiling.latency import environment, interleave_latency
@@ -47,8 +49,15 @@ METRICS = "metrics.json"
 WEIGHTS = "weights.safetensors"  # deepslim.save's weights file: sparse tensors stored compactly
 
 
-def prepare_output(out: Path, recipe: Recipe, overwrite: bool) -> dict:
-    """The run state to continue from (empty for a fresh run); refuses to clobber anything else."""
+def _data_key(data) -> dict:
+    """What a resumed run must train on again: the data set and the --subset that picked its images."""
+    return {"name": getattr(data, "name", None), "subset": (getattr(data, "options", None) or {}).get("subset"),
+            "train_images": len(data.train)}
+
+
+def prepare_output(out: Path, recipe: Recipe, overwrite: bool, data=None) -> dict:
+    """The run state to continue from (empty for a fresh run); refuses to clobber anything else,
+    and refuses to resume on other data than the run started with."""
     state_file = out / STATE
     if out.exists() and not out.is_dir():
         raise DeepslimError(f"--out {out} exists and is not a folder", hint="choose another --out")
@@ -64,13 +73,21 @@ def prepare_output(out: Path, recipe: Recipe, overwrite: bool) -> dict:
             raise DeepslimError(f"--out {out} holds an unfinished run of a different recipe",
                                 hint="rerun with that recipe to resume, or use --overwrite to start over")
         else:
+            recorded = state.get("data")
+            if data is not None and recorded and recorded != _data_key(data):
+                subset = f"--subset {recorded['subset']}" if recorded.get("subset") else "no --subset"
+                raise DeepslimError(f"--out {out} holds an unfinished run on other data ({recorded['name']}, "
+                                    f"{recorded['train_images']:,} training images)",
+                                    hint=f"rerun with the same data and {subset} to resume, or use --overwrite "
+                                         "to start over")
             return state
     elif out.is_dir() and any(out.iterdir()):
         raise DeepslimError(f"--out {out} holds files that are not a deepslim compression run; refusing to use it",
                             hint="choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "recipe.yaml", lambda p: p.write_text(recipe.source))
-    state = {"recipe_digest": recipe.digest, "finished": [], "done": False}
+    state = {"recipe_digest": recipe.digest, "finished": [], "done": False,
+             **({"data": _data_key(data)} if data is not None else {})}
     write_json_atomic(state_file, state)
     return state
 
@@ -127,7 +144,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
     """
     out = Path(out)
     compare = compare or interleave_latency
-    state = prepare_output(out, recipe, overwrite)
+    state = prepare_output(out, recipe, overwrite, data)
     started = time.perf_counter()
     metrics_file = out / METRICS
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() and state["finished"] else {}
@@ -153,6 +170,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
     if command:
         metrics["command"] = command
     metrics.setdefault("data", _data_record(data, calibration))  # runs started by an older deepslim
+    metrics.setdefault("threads", torch.get_num_threads())
     _log_data(metrics["data"])
     kept = _kept_index(metrics)
     current = copy.deepcopy(original).to(device)
@@ -176,7 +194,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
                 record.update(_keep_check(compare, out, recipe, kept, index, example, latency_seconds))
         except KeyboardInterrupt:
             save_metrics()
-            raise DeepslimError(f"interrupted during stage {index} ({stage.name}); finished stages are kept",
+            raise Interrupted(f"interrupted during stage {index} ({stage.name}); finished stages are kept",
                                 hint=resume) from None
         except DeepslimError as exc:
             save_metrics()
@@ -202,7 +220,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
         _finish(metrics, recipe, out, kept, example, latency_seconds, compare, source, command, save_metrics)
     except KeyboardInterrupt:
         save_metrics()
-        raise DeepslimError("interrupted while measuring the final model; every stage is kept", hint=resume) from None
+        raise Interrupted("interrupted while measuring the final model; every stage is kept", hint=resume) from None
     state["done"] = True
     write_json_atomic(out / STATE, state)
     return metrics
@@ -410,6 +428,7 @@ def _publish(stage_dir: Path, out: Path, provenance: dict) -> None:
     shutil.copytree(stage_dir / "model", tmp)
     meta = json.loads((tmp / "metadata.json").read_text())
     write_json_atomic(tmp / "metadata.json", {**meta, **provenance})
+    write_model_card(tmp)  # names the source model, the recipe and its stages
     if (out / "model").exists():
         shutil.rmtree(out / "model")
     tmp.rename(out / "model")

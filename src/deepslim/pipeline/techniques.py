@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..core import Config, log
+from ..core.text import plural
 from ..lowrank import Factorization, factorize_
 from ..profiling.counting import count_ops
 from ..prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, adaptive_prune_, prune_
@@ -88,7 +89,8 @@ class StageContext:
 def _recalibrate(ctx: StageContext) -> dict:
     """Re-estimate BatchNorm statistics of the edited model and say so (it moves accuracy by itself)."""
     layers = recalibrate_batchnorm_(ctx.model, ctx.calibration)
-    log(f"  BatchNorm statistics of {layers} layers re-estimated on {len(ctx.calibration):,} training images")
+    log(f"  BatchNorm statistics of {plural(layers, 'layer')} re-estimated on "
+        f"{plural(len(ctx.calibration), 'training image')}")
     return {"batchnorm_reestimated": {"layers": layers, "images": len(ctx.calibration)}}
 
 

@@ -39,11 +39,11 @@ def accuracy_vs_macs_figure(points: list[dict], title: str = "Accuracy vs MACs")
         high = max(p["accuracy"] for p in points)
         ax.set_ylim(low - max(1.0, 0.15 * (high - low)), high + max(1.0, 0.15 * (high - low)))
     fig.tight_layout()  # before placing labels: a later layout change would move the bubbles under them
-    _separate_labels(fig, ax, labels)
+    separate_labels(fig, ax, labels)
     return fig
 
 
-def _separate_labels(fig, ax, labels, pad_px: float = 2.0) -> None:
+def separate_labels(fig, ax, labels, pad_px: float = 2.0) -> None:
     """Move labels vertically until no two overlap.
 
     Greedy, in order of height on the page: each label takes the nearest free slot above or below

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError, cpu_name
+from ..core.device import cpu_features
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -342,7 +343,8 @@ def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64),
 
 def cpu_description() -> dict:
     """CPU model and core count, recorded beside every timing."""
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    return {"cpu": cpu_name(), "cpu_features": cpu_features(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
 
 
 def environment() -> dict:

@@ -33,7 +33,10 @@ def uniform_ratio_for_macs(model: nn.Module, target_macs: float, example_inputs:
         True
     """
     config = config or ChannelPruning(importance="l2")
-    low, best = 0.0, None
+    top = prune_(copy.deepcopy(model), replace(config, ratio=high), example_inputs=example_inputs, data=data)
+    if top.macs_after > target_macs:  # bisection never tries ``high`` itself; nothing below it can fit either
+        return None
+    low, best = 0.0, high
     for _ in range(iterations):
         mid = (low + high) / 2
         plan = prune_(copy.deepcopy(model), replace(config, ratio=mid), example_inputs=example_inputs, data=data)
