@@ -16,11 +16,19 @@ from .export import export_onnx, list_pretrained, load, load_pretrained, onnx_se
 from .lowrank import Factorization, factorize_  # noqa: E402
 from .models import create_model, list_models  # noqa: E402
 from .profiling import profile  # noqa: E402
-from .prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, prune_  # noqa: E402
-from .quantize import PTQConfig, export_int8, quantize_  # noqa: E402
-from .train import Callback, TrainConfig, Trainer, evaluate, train  # noqa: E402
+from .prune import (  # noqa: E402
+    ChannelPruning,
+    FFNPruning,
+    HeadPruning,
+    MagnitudePruning,
+    NMSparsity,
+    RandomPruning,
+    prune_,
+)
+from .quantize import PTQConfig, export_int8, export_int8_dynamic, quantize_  # noqa: E402
+from .train import Callback, Classification, EmbeddingMatch, Task, TrainConfig, Trainer, evaluate, train  # noqa: E402
 
-__all__ = ["Callback", "ChannelPruning", "Config", "Factorization", "factorize_", "KD", "distill", "MagnitudePruning", "NMSparsity", "RandomPruning", "prune_",
-           "profile", "PTQConfig", "export_int8", "quantize_", "DeepslimError", "TrainConfig", "Trainer", "__version__", "create_model",
+__all__ = ["Callback", "Classification", "EmbeddingMatch", "Task", "ChannelPruning", "Config", "Factorization", "factorize_", "FFNPruning", "HeadPruning", "KD", "distill", "MagnitudePruning", "NMSparsity", "RandomPruning", "prune_",
+           "profile", "PTQConfig", "export_int8", "export_int8_dynamic", "quantize_", "DeepslimError", "TrainConfig", "Trainer", "__version__", "create_model",
            "evaluate", "export_onnx", "list_datasets", "list_models", "list_pretrained", "load", "load_dataset",
            "load_pretrained", "onnx_session", "save", "seed_everything", "train"]

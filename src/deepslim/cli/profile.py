@@ -97,9 +97,9 @@ def _latency_size_energy(model, example, resolved, args) -> dict:
               "timed": {"onnxruntime": str(deployed) if deployed is not None else "float32 ONNX export (temporary)",
                         **({} if deployed is not None else {"torch": "the PyTorch model"})}}
     if args.codecarbon:
-        from ..profiling.latency import _batch
+        from ..core.inputs import repeat_batch
 
-        batch = _batch(example, max(batch_sizes))
+        batch = repeat_batch(example, max(batch_sizes))
 
         def work() -> int:
             forward(batch)

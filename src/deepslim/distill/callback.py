@@ -7,8 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import DeepslimError
+from ..core.inputs import call_model, check_inputs, move_inputs
 from ..core.registry import near_matches
 from ..train.callbacks import Callback
+from ..train.task import Task, is_classification, primary_output
 from .config import KD
 from .losses import attention_loss, soft_loss
 
@@ -45,6 +47,13 @@ def make_adapter(student_shape: torch.Size, teacher_shape: torch.Size) -> nn.Mod
 class Distillation(Callback):
     """Adds KD (and hint) losses from a frozen ``teacher`` to a student's training.
 
+    ``example_inputs`` (a couple of samples, in any input form: tensor, tuple or dict) let it check
+    the two models fit together before training. ``task`` (default: the trainer's) decides the
+    teacher's term: for classification the soft-target KL on logits (Hinton et al.); for any other
+    task its own loss against the teacher's outputs (e.g. ``EmbeddingMatch``: 1 - cosine or MSE
+    to the teacher's embeddings). With ``KD.alpha > 0`` it can train the student alone, so the
+    batches may come without targets (the label term is then dropped).
+
     Example:
         >>> import deepslim, torch
         >>> teacher, student = deepslim.create_model("resnet8"), deepslim.create_model("lenet5")
@@ -53,18 +62,26 @@ class Distillation(Callback):
         True
     """
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, kd: KD, example_inputs: torch.Tensor):
+    def __init__(self, student: nn.Module, teacher: nn.Module, kd: KD, example_inputs, task: Task | None = None):
         if student is teacher:
             raise DeepslimError("the teacher and the student are the same model", hint="distil from a copy")
         if _device(student) != _device(teacher):
             raise DeepslimError(f"the teacher is on {_device(teacher)} but the student on {_device(student)}",
                                 hint="move both to one device (model.to(device)) before distilling")
-        self.student, self.teacher, self.kd = student, teacher, kd
+        self.student, self.teacher, self.kd, self.task = student, teacher, kd, task
         pairs = {s: (_module(student, s, "student"), _module(teacher, t, "teacher")) for s, t in kd.hints.items()}
-        shapes = self._probe(example_inputs.to(_device(student)), pairs)
-        if shapes["student_logits"][-1] != shapes["teacher_logits"][-1]:
-            raise DeepslimError(f"the teacher predicts {shapes['teacher_logits'][-1]} classes but the student "
-                                f"{shapes['student_logits'][-1]}", hint="give the student the teacher's num_classes")
+        check_inputs(student, example_inputs)
+        check_inputs(teacher, example_inputs)
+        shapes = self._probe(move_inputs(example_inputs, _device(student)), pairs)
+        s_shape, t_shape = shapes["student_logits"], shapes["teacher_logits"]
+        if task is None or is_classification(task):
+            if s_shape[-1] != t_shape[-1]:
+                raise DeepslimError(f"the teacher predicts {t_shape[-1]} classes but the student {s_shape[-1]}",
+                                    hint="give the student the teacher's num_classes")
+        elif s_shape != t_shape:
+            raise DeepslimError(f"the teacher's outputs have shape {tuple(t_shape)} but the student's "
+                                f"{tuple(s_shape)}", hint="give the student the teacher's output size "
+                                                          "(e.g. a projection layer to the embedding width)")
         self.adapters = nn.ModuleDict()
         for s_name in pairs:
             s_shape, t_shape = shapes[s_name]
@@ -80,14 +97,16 @@ class Distillation(Callback):
         self._features: dict[str, torch.Tensor] = {}
         self._cache: torch.Tensor | None = None
         self._teacher_flags: list[bool] = []
+        self._task: Task | None = task
 
     @torch.no_grad()
-    def _probe(self, x: torch.Tensor, pairs: dict) -> dict:
+    def _probe(self, x, pairs: dict) -> dict:
         found, hooks = {}, []
 
         def keep_shape(key):
             def hook(module, inputs, output):
-                found.setdefault(key, output.shape)  # returns None: a hook's return value would replace the output
+                # returns None: a hook's return value would replace the output
+                found.setdefault(key, primary_output(output).shape)
             return hook
 
         for s_name, (s_mod, t_mod) in pairs.items():
@@ -95,8 +114,8 @@ class Distillation(Callback):
             hooks.append(t_mod.register_forward_hook(keep_shape(("t", s_name))))
         s_mode, t_mode = self.student.training, self.teacher.training
         try:
-            s_logits = self.student.eval()(x)
-            t_logits = self.teacher.eval()(x)
+            s_logits = primary_output(call_model(self.student.eval(), x))
+            t_logits = primary_output(call_model(self.teacher.eval(), x))
         finally:
             self.student.train(s_mode)
             self.teacher.train(t_mode)
@@ -107,10 +126,19 @@ class Distillation(Callback):
             shapes[s_name] = (found[("s", s_name)], found[("t", s_name)])
         return shapes
 
+    @property
+    def supplies_loss(self) -> bool:
+        """The teacher's term can train the student alone: batches may come without targets."""
+        return self.kd.alpha > 0
+
     def extra_parameters(self, trainer) -> list[nn.Parameter]:
         return list(self.adapters.parameters())
 
     def on_train_begin(self, trainer) -> None:
+        if self.kd.cache_teacher and trainer.loader is None:  # before any change: a refusal leaves all as it was
+            raise DeepslimError("teacher caching looks outputs up by sample index, which only TensorData has",
+                                hint="cache_teacher=False for an iterable of batches")
+        self._task = self.task if self.task is not None else trainer.task
         device = _device(self.student)
         self.teacher.to(device).eval()
         self.adapters.to(device)
@@ -130,19 +158,19 @@ class Distillation(Callback):
         def hook(module, inputs, output):
             # A copy: an in-place activation right after the layer (ReLU(inplace=True)) would
             # otherwise rewrite what we keep; gradients still flow through the copy.
-            self._features[key] = output.clone()
+            self._features[key] = primary_output(output).clone()
         return hook
 
-    def _teacher_logits(self, trainer, inputs: torch.Tensor) -> torch.Tensor:
+    def _teacher_logits(self, trainer, inputs) -> torch.Tensor:
         use_cache = self.kd.cache_teacher and not self._pairs and trainer.loader is not None
         if use_cache:
             idx = trainer.loader.batch_indices
             if self._cache is None:
                 self._cache = torch.full((len(trainer.loader.data), 0), float("nan"))
             if self._cache.shape[1] and not torch.isnan(self._cache[idx, 0]).any():
-                return self._cache[idx].to(inputs.device)
+                return self._cache[idx].to(_device(self.student))
         with torch.inference_mode():
-            logits = self.teacher(inputs)
+            logits = primary_output(call_model(self.teacher, inputs))
         logits = logits.clone()  # a normal tensor: inference tensors cannot take part in backward
         if use_cache:
             if self._cache.shape[1] == 0:
@@ -152,7 +180,10 @@ class Distillation(Callback):
 
     def extra_loss(self, trainer, inputs, outputs, targets):
         teacher_logits = self._teacher_logits(trainer, inputs)
-        loss = self.kd.alpha * soft_loss(outputs, teacher_logits, self.kd.temperature)
+        if self._task is None or is_classification(self._task):
+            loss = self.kd.alpha * soft_loss(primary_output(outputs), teacher_logits, self.kd.temperature)
+        else:  # the task's own distance to the teacher's outputs (e.g. 1 - cosine between embeddings)
+            loss = self.kd.alpha * self._task.loss(outputs, teacher_logits)
         for s_name in self._pairs:
             student_features = self._features.pop(("s", s_name))
             teacher_features = self._features.pop(("t", s_name)).clone()

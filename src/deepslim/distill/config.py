@@ -18,7 +18,16 @@ class KD(Config):
     layer names (FitNets, Romero et al. 2015: MSE through a learned 1x1-conv / linear adapter
     where shapes differ); ``hint_loss="attention"`` compares spatial attention maps instead
     (Zagoruyko & Komodakis 2017; no adapter needed, ``hint_weight`` ~ 1000 per their paper).
-    ``cache_teacher`` stores teacher logits per training sample; only valid without augmentation.
+    ``cache_teacher`` stores teacher logits per training sample; only valid without augmentation
+    (and with ``TensorData``, whose samples have indices).
+
+    For a task other than classification (``deepslim.EmbeddingMatch``, ``loss_fn=``) the teacher's
+    term is that task's loss to the teacher's outputs, weighted ``alpha`` (``temperature`` is then
+    unused); the label term, weighted ``1 - alpha``, is dropped for batches without a target.
+
+    Example:
+        >>> KD(alpha=1.0).temperature  # alpha=1: learn from the teacher alone, batches need no target
+        4.0
     """
 
     temperature: float = 4.0

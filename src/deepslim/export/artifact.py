@@ -20,7 +20,7 @@ from torch import nn
 
 from ..core import DeepslimError
 from . import compact
-from .architecture import adopt_saved_shapes, module_to_spec, spec_to_module
+from .architecture import adopt_saved_shapes, module_to_spec, retie, spec_to_module, tied_tensors
 from .files import write_atomic, write_json_atomic
 
 ARCHITECTURE, WEIGHTS, METADATA = "architecture.json", "weights.safetensors", "metadata.json"
@@ -56,7 +56,10 @@ def save(model: nn.Module, path: str | Path, *, metadata: dict | None = None, ov
          allow_modules: tuple[str, ...] = ()) -> Path:
     """Save ``model`` to the folder ``path`` so ``deepslim.load(path)`` rebuilds it.
 
-    Refuses to replace an existing artifact unless ``overwrite=True``.
+    Refuses to replace an existing artifact unless ``overwrite=True``. Models built from classes
+    outside torch.nn and deepslim (e.g. defined in the user's script) need those modules named in
+    ``allow_modules`` (``("__main__",)``), here and at load. Tied weights (one Parameter under several
+    names) are recorded and tied again at load.
 
     Example:
         >>> import deepslim
@@ -71,6 +74,9 @@ def save(model: nn.Module, path: str | Path, *, metadata: dict | None = None, ov
         raise DeepslimError(f"{path} already holds a saved model", hint="pass overwrite=True / --overwrite, or "
                             "choose another folder")
     spec = module_to_spec(model)
+    ties = tied_tensors(model)
+    if ties:
+        spec["tied"] = ties
     tensors = _tensors_for_saving(model)
     _check_rebuildable(spec, tensors, allow_modules)
     meta = dict(metadata or {})
@@ -105,6 +111,7 @@ def _check_rebuildable(spec: dict, tensors: dict, allow_modules) -> None:
     """Fail at save time, not at load time, if the architecture cannot be rebuilt."""
     try:
         rebuilt = spec_to_module(spec, allow_modules)
+        retie(rebuilt, spec.get("tied", {}))
     except DeepslimError as exc:
         raise DeepslimError(f"cannot save this model: {exc.message}",
                             hint=exc.hint or "deepslim.save describes models built from torch.nn and deepslim "
@@ -150,7 +157,9 @@ def _read_weights(file: Path) -> dict[str, torch.Tensor]:
 def load(path: str | Path, *, device: str | torch.device = "cpu", allow_modules: tuple[str, ...] = ()) -> nn.Module:
     """Rebuild a model saved with ``deepslim.save``, in eval mode.
 
-    Its metadata is attached as ``model.deepslim_metadata``.
+    Its metadata is attached as ``model.deepslim_metadata``. Classes outside torch.nn and deepslim
+    are imported only from the modules named in ``allow_modules`` (their code runs here), e.g.
+    ``load(path, allow_modules=("__main__",))`` for a model class defined in the user's script.
 
     Example:
         >>> import deepslim
@@ -165,6 +174,7 @@ def load(path: str | Path, *, device: str | torch.device = "cpu", allow_modules:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DeepslimError(f"{path / ARCHITECTURE} is corrupt: {exc}") from exc
     model = spec_to_module(spec, allow_modules)
+    retie(model, spec.get("tied", {}))
     try:
         tensors = _read_weights(path / WEIGHTS)
     except FileNotFoundError as exc:

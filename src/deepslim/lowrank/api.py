@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from ..core import Config, DeepslimError, log, set_submodule
+from ..core.inputs import check_inputs
 from ..export.files import write_json_atomic
 from ..profiling.counting import count_ops
 from .config import Factorization
@@ -109,13 +109,13 @@ def _explicit_ranks(candidates: list[Candidate], config: Factorization, skipped:
     return ranks
 
 
-def factorize_(model: nn.Module, config: Factorization, example_inputs: torch.Tensor, *,
-               val_data=None) -> RankPlan:
+def factorize_(model: nn.Module, config: Factorization, example_inputs, *, val_data=None) -> RankPlan:
     """Replace the layers ``config`` selects by low-rank chains, in place; return the rank plan.
 
-    ``example_inputs`` (one batch) gives the shapes MACs are computed from; ``val_data`` (a
-    split with ``images``/``labels``) is needed only for ``selection="sensitivity"``. The
-    model is left untouched when anything fails.
+    ``example_inputs`` (one batch: a tensor, a tuple of positional inputs or a dict of keyword
+    inputs) gives the shapes MACs are computed from; ``val_data`` (a split with
+    ``images``/``labels``) is needed only for ``selection="sensitivity"``. The model is left
+    untouched when anything fails.
 
     Example:
         >>> import deepslim, torch
@@ -127,6 +127,7 @@ def factorize_(model: nn.Module, config: Factorization, example_inputs: torch.Te
     if not isinstance(config, Factorization):
         raise DeepslimError(f"factorize_ expects a Factorization config, got {type(config).__name__}",
                             hint="e.g. Factorization(method='svd', energy=0.9)")
+    check_inputs(model, example_inputs)  # before any work, naming forward's parameters
     baseline_macs = _macs(model, example_inputs)
     params_before = sum(p.numel() for p in model.parameters())
     candidates, skipped = find_candidates(model, config, example_inputs)
@@ -168,9 +169,9 @@ def factorize_(model: nn.Module, config: Factorization, example_inputs: torch.Te
     return plan
 
 
-def _macs(model: nn.Module, example_inputs: torch.Tensor) -> int:
+def _macs(model: nn.Module, example_inputs) -> int:
     was_training = model.training
     try:
-        return count_ops(model.eval(), (example_inputs,)).macs
+        return count_ops(model.eval(), example_inputs).macs
     finally:
         model.train(was_training)

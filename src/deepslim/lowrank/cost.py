@@ -11,9 +11,12 @@ import math
 import torch
 from torch import nn
 
+from ..core.inputs import call_model
 
-def record_shapes(model: nn.Module, example_inputs: torch.Tensor, names) -> dict[str, tuple]:
-    """``name -> (input shape, output shape)`` for the named layers, from one forward pass."""
+
+def record_shapes(model: nn.Module, example_inputs, names) -> dict[str, tuple]:
+    """``name -> (input shape, output shape)`` for the named layers, from one forward pass on
+    ``example_inputs`` (a tensor, a tuple of positional inputs or a dict of keyword inputs)."""
     modules = dict(model.named_modules())
     shapes, hooks = {}, []
     for name in names:
@@ -23,7 +26,7 @@ def record_shapes(model: nn.Module, example_inputs: torch.Tensor, names) -> dict
     was_training = model.training
     try:
         with torch.no_grad():
-            model.eval()(example_inputs)
+            call_model(model.eval(), example_inputs)
     finally:
         model.train(was_training)
         for h in hooks:

@@ -89,7 +89,7 @@ def _skip_reason(layer: nn.Module) -> str:
 
 
 def find_candidates(model: nn.Module, config: Factorization,
-                    example_inputs: torch.Tensor) -> tuple[list[Candidate], dict[str, str]]:
+                    example_inputs) -> tuple[list[Candidate], dict[str, str]]:
     """Layers ``config`` selects that can be factorized, and the skipped ones with the reason."""
     modules = dict(model.named_modules())
     head = classifier_head(model)

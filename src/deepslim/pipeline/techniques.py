@@ -20,7 +20,16 @@ from ..core import Config, log
 from ..core.text import plural
 from ..lowrank import Factorization, factorize_
 from ..profiling.counting import count_ops
-from ..prune import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning, adaptive_prune_, prune_
+from ..prune import (
+    ChannelPruning,
+    FFNPruning,
+    HeadPruning,
+    MagnitudePruning,
+    NMSparsity,
+    RandomPruning,
+    adaptive_prune_,
+    prune_,
+)
 from ..prune.masks import KeepMasked
 from ..prune.sensitivity import prune_to_budget, sensitivity_scan
 from ..quantize import PTQConfig, export_int8, quantize_
@@ -177,6 +186,8 @@ TECHNIQUES: dict[str, Technique] = {
     "magnitude_pruning": Technique(MagnitudePruning, _prune, "zero the smallest weights (no speed-up claimed)"),
     "random_pruning": Technique(RandomPruning, _prune, "zero random weights (a control)"),
     "nm_sparsity": Technique(NMSparsity, _prune, "keep n of every m weights (no speed-up on CPU runtimes)"),
+    "head_pruning": Technique(HeadPruning, _prune, "remove whole attention heads (head counts updated)"),
+    "ffn_pruning": Technique(FFNPruning, _prune, "remove hidden neurons of feed-forward blocks"),
     "factorize": Technique(Factorization, _factorize, "low-rank factorization (svd, spatial, tucker)"),
     "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime", final=True),
     "qat": Technique(QAT, _qat, "quantization-aware training, then int8 for ONNX Runtime", final=True,

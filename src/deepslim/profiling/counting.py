@@ -15,13 +15,17 @@ normalisation, pooling, element-wise adds, softmax) count one FLOP per element i
 
 from __future__ import annotations
 
+import contextlib
+
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..core.inputs import as_args_kwargs, check_inputs, model_device, move_inputs, output_tensors
 from .formulas import EXTRA_FORMULAS
 
 aten = torch.ops.aten
@@ -141,33 +145,71 @@ class CountResult:
     output_shape: list
 
 
+def _first_tensor(output):
+    """The first tensor of a layer's output (a tensor, a tuple/list or a dict such as a Hugging Face
+    ``ModelOutput``), for the per-layer table; ``None`` when there is none. Never raises: inner layers may
+    return anything, only the model's own output must be tensors."""
+    if isinstance(output, torch.Tensor):
+        return output
+    values = output.values() if isinstance(output, Mapping) else output if isinstance(output, (tuple, list)) else ()
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            return value
+    return None
+
+
+def output_shape(output) -> list:
+    """Shape of a model's output: ``[n, classes]`` for one tensor, a list of shapes for several."""
+    found = output_tensors(output)
+    return list(found[0].shape) if len(found) == 1 else [list(t.shape) for t in found]
+
+
 def _output_shapes(model: nn.Module):
     shapes: dict[nn.Module, list] = {}
 
     def hook(module, inputs, output):
-        if isinstance(output, torch.Tensor):
-            shapes[module] = list(output.shape)
-        elif isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-            shapes[module] = list(output[0].shape)
+        first = _first_tensor(output)
+        if first is not None:
+            shapes[module] = list(first.shape)
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     return shapes, handles
 
 
+@contextlib.contextmanager
+def math_attention():
+    """Run ``nn.MultiheadAttention`` / ``nn.TransformerEncoder`` on their plain math path.
+
+    In eval mode with a padding mask their fast path packs the batch into nested tensors, which
+    FlopCounterMode's attention formula cannot size ("NestedTensorImpl doesn't support sizes");
+    the math path does the same multiply-adds on ordinary tensors.
+    """
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
 def count_ops(model: nn.Module, example_inputs) -> CountResult:
-    """Count one forward pass of ``model`` on ``example_inputs`` (a tensor or a tuple).
+    """Count one forward pass of ``model`` on ``example_inputs``: a tensor, a tuple (positional arguments)
+    or a dict (keyword arguments), moved to the model's device (see ``deepslim.core.inputs``).
 
     Example:
         >>> r = count_ops(nn.Linear(8, 4), torch.randn(2, 8))
         >>> (r.macs, r.flops, r.params)
         (64, 128, 36)
+        >>> count_ops(nn.Linear(8, 4), {"input": torch.randn(2, 8)}).macs   # keyword arguments
+        64
     """
-    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    check_inputs(model, example_inputs)
+    args, kwargs = as_args_kwargs(move_inputs(example_inputs, model_device(model)))
     shapes, handles = _output_shapes(model)
     counter = _AttributingCounter()
     try:
-        with torch.no_grad(), counter:
-            output = model(*inputs)
+        with torch.no_grad(), math_attention(), counter:
+            output = model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
@@ -191,6 +233,5 @@ def count_ops(model: nn.Module, example_inputs) -> CountResult:
                                  shapes.get(module)))
     flops = sum(c.flops for c in counter.by_module.values())
     other = sum(c.other_flops for c in counter.by_module.values())
-    out_shape = list(output.shape) if isinstance(output, torch.Tensor) else []
     return CountResult(params=sum(p.numel() for p in model.parameters()), macs=flops // 2, flops=flops,
-                       other_flops=other, layers=layers, uncounted=uncounted, output_shape=out_shape)
+                       other_flops=other, layers=layers, uncounted=uncounted, output_shape=output_shape(output))

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError, cpu_name
+from ..core.inputs import as_args_kwargs, check_inputs, model_device, move_inputs, repeat_batch
 from ..core.device import cpu_features
 
 RUNTIMES = ("torch", "onnxruntime")
@@ -57,14 +58,14 @@ def default_threads() -> int:
     return torch.get_num_threads()
 
 
-def _torch_runner(model: nn.Module, example: torch.Tensor, threads: int) -> Callable[[], None]:
+def _torch_runner(model: nn.Module, example, threads: int) -> Callable[[], None]:
     model = model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    example = example.to(device)
+    device = model_device(model)
+    args, kwargs = as_args_kwargs(move_inputs(example, device))
 
     def run() -> None:
         with torch.inference_mode():
-            model(example)
+            model(*args, **kwargs)
         if device.type == "cuda":
             torch.cuda.synchronize()
 
@@ -85,11 +86,12 @@ class _torch_threads:
         torch.set_num_threads(self.previous)
 
 
-def _onnx_runner(path: Path, example: torch.Tensor, threads: int, spinning: bool = True) -> Callable[[], None]:
+def _onnx_runner(path: Path, example, threads: int, spinning: bool = True) -> Callable[[], None]:
     from ..export.onnx import onnx_session
+    from ..export.onnx_io import ort_feed
 
     session = onnx_session(path, threads=threads, spinning=spinning)
-    feed = {session.get_inputs()[0].name: example.detach().cpu().numpy()}
+    feed = ort_feed(session, example)
 
     def run() -> None:
         session.run(None, feed)
@@ -100,7 +102,7 @@ def _onnx_runner(path: Path, example: torch.Tensor, threads: int, spinning: bool
 class _OnnxFile:
     """An ONNX file for a model: the given path, or a temporary export deleted afterwards."""
 
-    def __init__(self, model_or_path, example: torch.Tensor):
+    def __init__(self, model_or_path, example):
         self.model_or_path, self.example, self.tmpdir = model_or_path, example, None
 
     def __enter__(self) -> Path:
@@ -110,7 +112,7 @@ class _OnnxFile:
 
         self.tmpdir = tempfile.TemporaryDirectory(prefix="deepslim-latency-")
         path = Path(self.tmpdir.name) / "model.onnx"
-        export_onnx(self.model_or_path, path, self.example[:1], check=False)
+        export_onnx(self.model_or_path, path, self.example, check=False)
         return path
 
     def __exit__(self, *exc) -> None:
@@ -118,11 +120,21 @@ class _OnnxFile:
             self.tmpdir.cleanup()
 
 
-def _batch(example_inputs, batch_size: int) -> torch.Tensor:
-    if not isinstance(example_inputs, torch.Tensor):
-        raise DeepslimError("latency measurement takes one input tensor", hint="pass example_inputs=torch.randn(1, C, H, W)")
-    one = example_inputs[:1]
-    return one.expand(batch_size, *one.shape[1:]).contiguous().clone()
+def _named(model_or_path, example):
+    """``example`` with positional inputs named as the temporary ONNX export names them, so that ORT feeds
+    go by name even when the exporter drops an input the graph does not use."""
+    if isinstance(model_or_path, nn.Module) and not isinstance(example, (torch.Tensor, dict)):
+        from ..export.onnx_io import onnx_input_names
+
+        args, _ = as_args_kwargs(example)
+        if all(isinstance(a, torch.Tensor) for a in args):
+            return dict(zip(onnx_input_names(model_or_path, example), args))
+    return example
+
+
+def _check_model_inputs(model_or_path, example_inputs) -> None:
+    if isinstance(model_or_path, nn.Module):
+        check_inputs(model_or_path, example_inputs)
 
 
 def _check_runtimes(runtimes, model_or_path) -> None:
@@ -150,7 +162,10 @@ def measure_latency(model_or_onnx_path, example_inputs, *, batch_sizes=(1, 64), 
     """Median and IQR latency (ms per batch) for each runtime and batch size.
 
     ``model_or_onnx_path`` is an ``nn.Module`` (timed on torch and, after a temporary ONNX
-    export, on onnxruntime) or the path of an ONNX file (onnxruntime only).
+    export, on onnxruntime) or the path of an ONNX file (onnxruntime only). ``example_inputs``
+    is a tensor, a tuple (positional arguments) or a dict (keyword arguments, fed to ONNX
+    Runtime by name); batch n is the first sample repeated n times (``repeat_batch``), so
+    for token ids and a mask batch 64 is the one sequence 64 times.
 
     Example:
         >>> import deepslim, torch
@@ -159,14 +174,15 @@ def measure_latency(model_or_onnx_path, example_inputs, *, batch_sizes=(1, 64), 
         [('onnxruntime', 1), ('onnxruntime', 64), ('torch', 1), ('torch', 64)]
     """
     _check_runtimes(runtimes, model_or_onnx_path)
+    _check_model_inputs(model_or_onnx_path, example_inputs)
     threads = threads or default_threads()
     results = []
-    with _torch_threads(threads), _OnnxFile(model_or_onnx_path, _batch(example_inputs, 1)) as onnx_path:
+    with _torch_threads(threads), _OnnxFile(model_or_onnx_path, repeat_batch(example_inputs, 1)) as onnx_path:
         for runtime in runtimes:
             for bs in batch_sizes:
-                x = _batch(example_inputs, bs)
+                x = repeat_batch(example_inputs, bs)
                 run = (_torch_runner(model_or_onnx_path, x, threads) if runtime == "torch"
-                       else _onnx_runner(onnx_path, x, threads))
+                       else _onnx_runner(onnx_path, _named(model_or_onnx_path, x), threads))
                 samples = _time_calls(run, warmup, min_seconds, min_repeats)
                 median, p25, p75 = _quartiles(samples)
                 results.append(LatencyResult(runtime, bs, median, p25, p75, len(samples), threads))
@@ -288,18 +304,19 @@ def interleave_latency(models, example_inputs, *, batch_sizes=(1, 64), runtimes=
         raise DeepslimError("an interleaved comparison needs at least two models")
     for model in models:
         _check_runtimes(runtimes, model)
+        _check_model_inputs(model, example_inputs)
     threads = threads or default_threads()
     results = []
-    one = _batch(example_inputs, 1)
+    one = repeat_batch(example_inputs, 1)
     with _torch_threads(threads), contextlib.ExitStack() as stack:
         paths = [stack.enter_context(_OnnxFile(m, one)) for m in models] if "onnxruntime" in runtimes else []
         for runtime in runtimes:
             for bs in batch_sizes:
-                x = _batch(example_inputs, bs)
+                x = repeat_batch(example_inputs, bs)
                 if runtime == "torch":
                     runs = [_torch_runner(m, x, threads) for m in models]
                 else:
-                    runs = [_onnx_runner(p, x, threads) for p in paths]
+                    runs = [_onnx_runner(p, _named(m, x), threads) for m, p in zip(models, paths)]
                 warm_ms = [_take_turn(run, warmup, 0.0, 0) for run in runs]
                 calls, settle = calls_per_round, (0.0, 0)  # torch: one intra-op pool serves all models
                 if runtime == "onnxruntime":
@@ -326,6 +343,7 @@ def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64),
     threads never share the cores with the other's calls, each ORT turn starts with a pause
     (``settle_ms``) and ``settle_calls`` untimed calls, and lasts at least ``turn_ms`` so the
     pauses do not dominate the wall time (see ``_take_turn``). ``describe_speedup`` words a row.
+    ``example_inputs`` takes any form, as in ``measure_latency``.
 
     Example:
         >>> import deepslim, torch

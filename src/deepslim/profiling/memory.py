@@ -10,6 +10,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ..core.inputs import as_args_kwargs, check_inputs, model_device, move_inputs, tensors
+from .counting import math_attention
+
 
 def param_bytes(model: nn.Module) -> dict[str, int]:
     """Bytes of parameters and buffers, keyed by dtype name (e.g. ``{"float32": 4913576}``).
@@ -68,16 +71,21 @@ class _LiveTensorTracker(TorchDispatchMode):
 def peak_activation_bytes(model: nn.Module, example_inputs) -> int:
     """Peak bytes of tensors alive at once during one inference forward pass, inputs included.
 
+    ``example_inputs`` is a tensor, a tuple (positional arguments) or a dict (keyword arguments).
+
     Example:
         >>> peak_activation_bytes(nn.Sequential(nn.Linear(10, 20), nn.Linear(20, 30)), torch.randn(1, 10))
         240
     """
-    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
-    input_bytes = sum(t.numel() * t.element_size() for t in inputs if isinstance(t, torch.Tensor))
+    check_inputs(model, example_inputs)
+    example_inputs = move_inputs(example_inputs, model_device(model))
+    args, kwargs = as_args_kwargs(example_inputs)
+    given = tensors(example_inputs)
+    input_bytes = sum(t.numel() * t.element_size() for t in given)
     known = {t.untyped_storage().data_ptr() for t in list(model.parameters()) + list(model.buffers())}
-    known |= {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, torch.Tensor)}
+    known |= {t.untyped_storage().data_ptr() for t in given}
     tracker = _LiveTensorTracker(input_bytes, known)
-    with torch.inference_mode(), tracker:
-        output = model(*inputs)
+    with torch.inference_mode(), math_attention(), tracker:
+        output = model(*args, **kwargs)
     del output
     return tracker.peak

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError
+from ..core.inputs import as_args_kwargs, check_inputs
 from .counting import LayerCount, count_ops
 from .memory import param_bytes, peak_activation_bytes
 
@@ -23,8 +24,8 @@ class Profile:
     other_flops: int
     activation_bytes: int
     param_bytes: dict[str, int]
-    input_shape: list
-    output_shape: list
+    input_shape: list | dict  # one shape, a list of shapes (positional inputs) or {name: shape}
+    output_shape: list        # one shape, or a list of shapes for several outputs
     layers: list[LayerCount] = field(default_factory=list)
     uncounted: list[dict] = field(default_factory=list)
     extras: dict = field(default_factory=dict)
@@ -38,7 +39,7 @@ class Profile:
         """A readable summary and per-layer table."""
         lines = [f"params {self.params:,}   MACs {self.macs:,} ({_si(self.macs)})   FLOPs {_si(self.flops)} "
                  f"(+{_si(self.other_flops)} element-wise, estimated)",
-                 f"input {tuple(self.input_shape)} -> output {tuple(self.output_shape)}   "
+                 f"input {_shape_text(self.input_shape)} -> output {_shape_text(self.output_shape)}   "
                  f"weights {_bytes(sum(self.param_bytes.values()))}   peak activations {_bytes(self.activation_bytes)}"]
         if self.uncounted:
             ops = ", ".join(f"{u['op']} in {u['module']} (x{u['calls']})" for u in self.uncounted)
@@ -71,45 +72,65 @@ def _bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def _as_tuple(example_inputs) -> tuple:
+def _shape_of(value):
+    return list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def input_shapes(example_inputs):
+    """Shapes of ``example_inputs`` as a profile records them: one list for a tensor, a list of lists for
+    positional arguments, ``{name: shape}`` for keyword arguments (non-tensor values by type name)."""
     if isinstance(example_inputs, torch.Tensor):
-        return (example_inputs,)
-    if isinstance(example_inputs, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in example_inputs):
-        return tuple(example_inputs)
-    raise DeepslimError(f"example_inputs must be a tensor or a tuple of tensors, got {type(example_inputs).__name__}")
+        return list(example_inputs.shape)
+    args, kwargs = as_args_kwargs(example_inputs)
+    if kwargs:
+        return {k: _shape_of(v) for k, v in kwargs.items()}
+    return [_shape_of(v) for v in args] if len(args) > 1 else _shape_of(args[0])
+
+
+def _shape_text(shapes) -> str:
+    if isinstance(shapes, dict):
+        return ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}" for k, v in shapes.items())
+    if shapes and isinstance(shapes[0], list):
+        return ", ".join(str(tuple(s)) if isinstance(s, list) else str(s) for s in shapes)
+    return str(tuple(shapes))
 
 
 def profile(model: nn.Module, example_inputs) -> Profile:
     """Params, MACs/FLOPs (total and per layer), parameter and peak activation memory.
 
-    Runs the model once in eval mode; a forward that fails is reported as a
-    ``DeepslimError`` naming the input shape.
+    ``example_inputs`` is a tensor, a tuple (positional arguments) or a dict (keyword arguments, e.g. a
+    tokenizer's ``input_ids`` and ``attention_mask``); see ``deepslim.core.inputs``. Runs the model once in
+    eval mode (its mode is restored); inputs that ``forward`` cannot take, or outputs that are not tensors,
+    are refused with a ``DeepslimError``, and a forward that fails is reported naming the input shapes.
 
     Example:
         >>> import deepslim, torch
         >>> p = deepslim.profile(deepslim.create_model("lenet5"), torch.randn(1, 1, 28, 28))
         >>> p.macs
         416520
+        >>> deepslim.profile(torch.nn.Linear(8, 4), {"input": torch.randn(1, 8)}).input_shape
+        {'input': [1, 8]}
     """
-    inputs = _as_tuple(example_inputs)
+    check_inputs(model, example_inputs)  # names forward's parameters before anything runs
+    shapes = input_shapes(example_inputs)
     was_training = model.training
     model.eval()
-    shapes = [tuple(t.shape) for t in inputs]
     try:
-        counts = count_ops(model, inputs)
-        activations = peak_activation_bytes(model, inputs)
+        counts = count_ops(model, example_inputs)
+        activations = peak_activation_bytes(model, example_inputs)
     except DeepslimError:
         raise
     except Exception as exc:  # any failure inside the user's forward
-        expected = _expected_shape(model)
-        hint = f"the model expects inputs like {expected}" if expected else "check the input shape and dtype"
-        raise DeepslimError(f"the model failed on inputs of shape {', '.join(map(str, shapes))}: "
+        expected = _expected_shape(model) if isinstance(example_inputs, torch.Tensor) else None
+        hint = (f"the model expects inputs like {expected}" if expected
+                else "check the input shape and dtype" if isinstance(example_inputs, torch.Tensor)
+                else "check each input's shape and dtype against what forward expects")
+        raise DeepslimError(f"the model failed on inputs of shape {_shape_text(shapes)}: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", hint=hint) from exc
     finally:
         model.train(was_training)
     return Profile(params=counts.params, macs=counts.macs, flops=counts.flops, other_flops=counts.other_flops,
-                   activation_bytes=activations, param_bytes=param_bytes(model),
-                   input_shape=[list(s) for s in shapes] if len(shapes) > 1 else list(shapes[0]),
+                   activation_bytes=activations, param_bytes=param_bytes(model), input_shape=shapes,
                    output_shape=counts.output_shape, layers=counts.layers, uncounted=counts.uncounted)
 
 

@@ -1,14 +1,17 @@
-"""Pruning: unstructured masks, N:M, and structured channel removal."""
+"""Pruning: unstructured masks, N:M, and structured removal of channels, attention heads and FFN neurons."""
 
 from .adaptive import AdaptiveResult, adaptive_prune_
 from .api import PruningPlan, prune_
-from .config import ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning
+from .attention import SplitMultiheadAttention, split_multihead_attention_
+from .config import ChannelPruning, FFNPruning, HeadPruning, MagnitudePruning, NMSparsity, RandomPruning
 from .lottery import LotteryConfig, find_lottery_ticket
 from .masks import KeepMasked, MaskSet
 from .probing import coupled_groups, short_finetune
 from .schedules import AGPSchedule, GradualPruning, iterative_prune
 from .sensitivity import SensitivityResult, prune_to_budget, ratios_for_budget, sensitivity_scan
 
-__all__ = ["AdaptiveResult", "adaptive_prune_", "coupled_groups", "short_finetune", "AGPSchedule", "ChannelPruning", "GradualPruning", "LotteryConfig", "find_lottery_ticket", "iterative_prune", "KeepMasked", "MagnitudePruning", "MaskSet", "NMSparsity", "PruningPlan",
-           "RandomPruning", "SensitivityResult", "prune_", "prune_to_budget",
-           "ratios_for_budget", "sensitivity_scan"]
+__all__ = ["AdaptiveResult", "adaptive_prune_", "coupled_groups", "short_finetune", "AGPSchedule", "ChannelPruning",
+           "FFNPruning", "GradualPruning", "HeadPruning", "LotteryConfig", "find_lottery_ticket", "iterative_prune",
+           "KeepMasked", "MagnitudePruning", "MaskSet", "NMSparsity", "PruningPlan",
+           "RandomPruning", "SensitivityResult", "SplitMultiheadAttention", "prune_", "prune_to_budget",
+           "ratios_for_budget", "sensitivity_scan", "split_multihead_attention_"]

@@ -63,7 +63,7 @@ def _width(model: nn.Module, name: str) -> int:
     return model.get_submodule(name).weight.shape[0]
 
 
-def adaptive_prune_(model: nn.Module, val_data, target_macs: float, example_inputs: torch.Tensor, *,
+def adaptive_prune_(model: nn.Module, val_data, target_macs: float, example_inputs, *,
                     calibration_images: torch.Tensor | None = None, step: float = 0.05,
                     importance: str = "l2", max_ratio: float = 0.9, round_to: int | None = None,
                     layers: list[str] | None = None, milestones=(), train_data=None,
@@ -100,7 +100,7 @@ def adaptive_prune_(model: nn.Module, val_data, target_macs: float, example_inpu
     current = copy.deepcopy(model).eval()
     device = next((p.device for p in current.parameters()), torch.device("cpu"))
     images, labels = val_data.images.to(device), val_data.labels.to(device)
-    base_macs = count_ops(current, (example_inputs,)).macs
+    base_macs = count_ops(current, example_inputs).macs
     if target_macs >= base_macs:
         raise DeepslimError(f"the MAC budget {target_macs:,.0f} is not below the model's {base_macs:,}")
     base_acc = top1_accuracy(current, images, labels)

@@ -11,18 +11,21 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..core import Config, DeepslimError
+from ..core.inputs import check_inputs
 from ..export.files import write_atomic, write_json_atomic
-from .config import UNSTRUCTURED, ChannelPruning, MagnitudePruning, NMSparsity, RandomPruning
+from .config import STRUCTURED, UNSTRUCTURED, ChannelPruning, HeadPruning, MagnitudePruning, NMSparsity, RandomPruning
 from .masks import MaskSet
 from .select import select_layers
 from .structured import channel_prune
+from .transformer import ffn_prune, head_prune
 from .unstructured import magnitude_masks, nm_masks
 
 
 @dataclass
 class PruningPlan:
     """What a pruning call did: its config, the masks (unstructured) or the changed layer
-    shapes (structured), and counts before and after. Save it, inspect it, re-apply it."""
+    shapes (structured), head counts (head pruning: ``name -> {before, after}``) or FFN blocks
+    (``up -> down``), and counts before and after. Save it, inspect it, re-apply it."""
 
     config: Config
     masks: MaskSet = field(default_factory=MaskSet)
@@ -31,16 +34,23 @@ class PruningPlan:
     params_after: int = 0
     macs_before: int | None = None
     macs_after: int | None = None
+    heads: dict = field(default_factory=dict)
+    ffn_blocks: dict = field(default_factory=dict)
 
     @property
     def structured(self) -> bool:
-        return isinstance(self.config, ChannelPruning)
+        return isinstance(self.config, STRUCTURED)
 
     def to_dict(self) -> dict:
-        return {"config": self.config.to_dict(), "structured": self.structured, "layers": self.layers,
-                "sparsity": self.masks.sparsity() if len(self.masks) else None,
-                "params_before": self.params_before, "params_after": self.params_after,
-                "macs_before": self.macs_before, "macs_after": self.macs_after}
+        out = {"config": self.config.to_dict(), "structured": self.structured, "layers": self.layers,
+               "sparsity": self.masks.sparsity() if len(self.masks) else None,
+               "params_before": self.params_before, "params_after": self.params_after,
+               "macs_before": self.macs_before, "macs_after": self.macs_after}
+        if self.heads:
+            out["heads"] = self.heads
+        if self.ffn_blocks:
+            out["ffn_blocks"] = self.ffn_blocks
+        return out
 
     def save(self, path: str | Path) -> Path:
         """Write ``plan.json`` and, for masks, ``masks.safetensors`` into the folder ``path``."""
@@ -61,7 +71,8 @@ class PruningPlan:
             raise DeepslimError(f"cannot read pruning plan in {path}: {exc}") from exc
         masks = MaskSet(load_file(str(path / "masks.safetensors"))) if (path / "masks.safetensors").is_file() else MaskSet()
         return cls(Config.from_dict(data["config"]), masks, data.get("layers", {}), data.get("params_before", 0),
-                   data.get("params_after", 0), data.get("macs_before"), data.get("macs_after"))
+                   data.get("params_after", 0), data.get("macs_before"), data.get("macs_after"),
+                   data.get("heads", {}), data.get("ffn_blocks", {}))
 
 
 def _count_macs(model: nn.Module, example_inputs) -> int | None:
@@ -71,26 +82,41 @@ def _count_macs(model: nn.Module, example_inputs) -> int | None:
 
     was_training = model.training
     try:
-        return count_ops(model.eval(), (example_inputs,)).macs
+        return count_ops(model.eval(), example_inputs).macs
     finally:
         model.train(was_training)
+
+
+def _task(task, loss_fn):
+    """The task whose loss ranks Taylor importance; ``None`` keeps cross-entropy on (logits, labels)."""
+    if task is None and loss_fn is None:
+        return None
+    from ..train.task import resolve_task
+
+    return resolve_task(task, loss_fn)
 
 
 def _nonzero_params(model: nn.Module) -> int:
     return sum(int(torch.count_nonzero(p)) for p in model.parameters())
 
 
-def prune_(model: nn.Module, config: Config, *, example_inputs: torch.Tensor | None = None, filter_fn=None,
-           layers: dict | None = None, masks: MaskSet | None = None, skip_head: bool = True, data=None) -> PruningPlan:
+def prune_(model: nn.Module, config: Config, *, example_inputs=None, filter_fn=None, layers: dict | None = None,
+           masks: MaskSet | None = None, skip_head: bool = True, data=None, task=None, loss_fn=None) -> PruningPlan:
     """Prune ``model`` in place as ``config`` says; return the plan.
 
     - Unstructured (``MagnitudePruning``, ``RandomPruning``, ``NMSparsity``): zeroes weights and
       returns their masks; keep them through fine-tuning with ``KeepMasked(plan.masks)``.
       Passing the previous round's ``masks`` makes masks only shrink (iterative pruning).
-    - Structured (``ChannelPruning``): removes channels for real; needs ``example_inputs``.
+    - Structured (``ChannelPruning``, ``HeadPruning``, ``FFNPruning``): removes channels, whole
+      attention heads or FFN neurons for real; needs ``example_inputs``.
 
+    ``example_inputs`` is what the model is called with: a tensor, a tuple (positional
+    arguments) or a dict (keyword arguments, e.g. ``input_ids`` and ``attention_mask``).
     ``filter_fn(module, name)`` or ``layers`` (names/regexes -> config, ``None`` = skip)
     choose the layers; the classifier head is skipped unless ``skip_head=False``.
+    ``importance="taylor"`` takes its gradients from ``data`` (a batch ``(inputs, target)`` or
+    a list / iterable of batches) and the loss of ``task`` (a ``deepslim.Task`` such as
+    ``EmbeddingMatch("cosine")``) or ``loss_fn(outputs, target)``; default: cross-entropy.
 
     Example:
         >>> import deepslim, torch
@@ -102,19 +128,30 @@ def prune_(model: nn.Module, config: Config, *, example_inputs: torch.Tensor | N
     if not isinstance(config, Config):
         raise DeepslimError(f"prune_ expects a pruning config, got {type(config).__name__}",
                             hint="e.g. MagnitudePruning(sparsity=0.5) or ChannelPruning(ratio=0.5)")
+    if not isinstance(config, (*STRUCTURED, *UNSTRUCTURED)):
+        raise DeepslimError(f"{type(config).__name__} is not a pruning config",
+                            hint="use MagnitudePruning, RandomPruning, NMSparsity, ChannelPruning, HeadPruning "
+                                 "or FFNPruning")
+    if example_inputs is not None:
+        check_inputs(model, example_inputs)  # before any work, naming forward's parameters
     params_before = sum(p.numel() for p in model.parameters())
     macs_before = _count_macs(model, example_inputs)
-    if isinstance(config, ChannelPruning):
+    if isinstance(config, STRUCTURED):
         if example_inputs is None:
-            raise DeepslimError("channel pruning needs example_inputs to trace the model",
-                                hint="pass example_inputs=torch.randn(1, C, H, W)")
+            raise DeepslimError(f"{type(config).__name__} needs example_inputs to trace the model",
+                                hint="pass example_inputs: a tensor such as torch.randn(1, C, H, W), a tuple of "
+                                     "positional inputs or a dict of keyword inputs")
         skipped = [name for name, cfg in (layers or {}).items() if cfg is None]
-        changed = channel_prune(model, config, example_inputs, skip_head=skip_head, ignored=skipped, data=data)
+        kwargs = dict(skip_head=skip_head, ignored=skipped, data=data, task=_task(task, loss_fn))
+        heads, blocks = {}, {}
+        if isinstance(config, ChannelPruning):
+            changed = channel_prune(model, config, example_inputs, **kwargs)
+        elif isinstance(config, HeadPruning):
+            changed, heads = head_prune(model, config, example_inputs, **kwargs)
+        else:
+            changed, blocks = ffn_prune(model, config, example_inputs, **kwargs)
         return PruningPlan(config, MaskSet(), changed, params_before, sum(p.numel() for p in model.parameters()),
-                           macs_before, _count_macs(model, example_inputs))
-    if not isinstance(config, UNSTRUCTURED):
-        raise DeepslimError(f"{type(config).__name__} is not a pruning config",
-                            hint="use MagnitudePruning, RandomPruning, NMSparsity or ChannelPruning")
+                           macs_before, _count_macs(model, example_inputs), heads, blocks)
     chosen = select_layers(model, filter_fn=filter_fn, mapping=layers, default=config, skip_head=skip_head)
     if not chosen:
         raise DeepslimError("no layer was selected for pruning", hint="check filter_fn / layers")

@@ -10,14 +10,13 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-import torch
 from torch import nn
 
 from .api import prune_
 from .config import ChannelPruning
 
 
-def uniform_ratio_for_macs(model: nn.Module, target_macs: float, example_inputs: torch.Tensor,
+def uniform_ratio_for_macs(model: nn.Module, target_macs: float, example_inputs,
                            config: ChannelPruning | None = None, *, data=None, iterations: int = 14,
                            high: float = 0.95) -> float | None:
     """Smallest ``ratio`` of ``config`` (default: L2, per layer) whose pruned copy of ``model`` has

@@ -75,4 +75,56 @@ class ChannelPruning(Config):
                                     hint="allowed: [0.0, 1.0)")
 
 
+GROUP_IMPORTANCES = ("l1", "l2", "taylor", "random")
+
+
+@dataclass
+class HeadPruning(Config):
+    """Remove ``ratio`` of the attention heads, whole (their q/k/v rows and output-projection columns),
+    and update the head counts the modules read; the model width is kept.
+
+    Works on ``nn.MultiheadAttention`` (replaced by an equal ``SplitMultiheadAttention`` first),
+    Hugging Face BERT-style self-attention (``query/key/value``, ``num_attention_heads``) and q/k/v
+    attention with ``num_heads`` (the zoo's ViT). ``scope="layer"`` removes ``round(ratio * heads)``
+    of each layer's heads; ``scope="global"`` ranks all heads together (each layer keeps one at
+    least). ``importance="taylor"`` needs ``data`` (and ``task=``/``loss_fn=`` for tasks other
+    than classification).
+
+    Example:
+        >>> HeadPruning(ratio=0.5, scope="global").to_dict()["scope"]
+        'global'
+    """
+
+    ratio: float = 0.5
+    importance: str = "l2"
+    scope: str = "layer"
+
+    def __post_init__(self):
+        self.check_range("ratio", 0.0, 1.0, high_inclusive=False)
+        self.check_choice("importance", GROUP_IMPORTANCES)
+        self.check_choice("scope", SCOPES)
+
+
+@dataclass
+class FFNPruning(Config):
+    """Remove ``ratio`` of the hidden neurons of every feed-forward block: a Linear whose outputs go,
+    through activations only, into one other Linear (a transformer's intermediate/FFN layer, an
+    MLP's hidden layer). ``scope="global"`` ranks neurons across blocks.
+
+    Example:
+        >>> FFNPruning(ratio=0.25).importance
+        'l2'
+    """
+
+    ratio: float = 0.5
+    importance: str = "l2"
+    scope: str = "layer"
+
+    def __post_init__(self):
+        self.check_range("ratio", 0.0, 1.0, high_inclusive=False)
+        self.check_choice("importance", GROUP_IMPORTANCES)
+        self.check_choice("scope", SCOPES)
+
+
 UNSTRUCTURED = (MagnitudePruning, RandomPruning, NMSparsity)
+STRUCTURED = (ChannelPruning, HeadPruning, FFNPruning)

@@ -14,7 +14,7 @@ from .config import ChannelPruning
 from .select import select_layers
 
 
-def coupled_groups(model: nn.Module, example_inputs: torch.Tensor, layers: list[str] | None = None,
+def coupled_groups(model: nn.Module, example_inputs, layers: list[str] | None = None,
                    importance: str = "l2") -> dict[str, list[str]]:
     """Layers whose output channels are removed together (a residual add, a concat), keyed by the first.
 

@@ -83,7 +83,7 @@ class SensitivityResult:
 
 
 
-def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *, ratios=(0.25, 0.5, 0.75),
+def sensitivity_scan(model: nn.Module, val_data, example_inputs, *, ratios=(0.25, 0.5, 0.75),
                      importance: str = "l2", layers: list[str] | None = None,
                      calibration_images: torch.Tensor | None = None, train_data=None,
                      finetune_images: int = 0, finetune_lr: float = 0.01) -> SensitivityResult:
@@ -115,7 +115,7 @@ def sensitivity_scan(model: nn.Module, val_data, example_inputs: torch.Tensor, *
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     images, labels = images.to(device), labels.to(device)
     base_acc = top1_accuracy(model, images, labels)
-    base_macs = count_ops(model, (example_inputs,)).macs
+    base_macs = count_ops(model, example_inputs).macs
 
     def recover(trial: nn.Module) -> None:
         if finetune_images:
@@ -205,7 +205,7 @@ def ratios_for_budget(result: SensitivityResult, target_macs: float, *, granular
     return {name: steps[lead][i][0] for lead, i in chosen.items() for name in members[lead]}
 
 
-def prune_to_budget(model: nn.Module, result: SensitivityResult, target_macs: float, example_inputs: torch.Tensor,
+def prune_to_budget(model: nn.Module, result: SensitivityResult, target_macs: float, example_inputs,
                     *, importance: str = "l2", iterations: int = 12,
                     granularity: float = 0.05) -> tuple[dict[str, float], "object"]:
     """Prune ``model`` in place with sensitivity-guided ratios whose *measured* MACs are <= target.

@@ -6,16 +6,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core import DeepslimError, set_submodule
+from ..core import DeepslimError, log, set_submodule
+from ..core.inputs import call_model
 from ..prune.select import PRUNABLE, check_names_exist
 from .bias_correction import correct_biases_, input_means
 from .config import PTQConfig
-from .int8 import _images, prepare_float_model
+from .data import calibration_batches, check_takes
+from .int8 import prepare_float_model
 from .modules import QuantLayer
 from .observers import observe
 
+# PyTorch modules that read a child Linear's ``weight`` instead of calling it: attention applies its
+# output projection through ``F.multi_head_attention_forward``, and the encoder layer's fused
+# inference path reads ``linear1.weight`` / ``linear2.weight``. A QuantLayer there would break them
+# (it has no ``weight``), so those children stay float in the PyTorch twin; ``export_int8`` still
+# quantizes them, since ONNX Runtime sees plain MatMul/Gemm nodes.
+_READS_CHILD_WEIGHTS = (nn.MultiheadAttention, nn.TransformerEncoderLayer)
 
-def _input_samples(model: nn.Module, names: list[str], images: torch.Tensor, limit: int = 200_000) -> dict[str, np.ndarray]:
+
+def _input_samples(model: nn.Module, names: list[str], batches: list, limit: int = 200_000) -> dict[str, np.ndarray]:
     modules = dict(model.named_modules())
     samples: dict[str, list[np.ndarray]] = {n: [] for n in names}
     rng = np.random.default_rng(0)
@@ -31,17 +40,29 @@ def _input_samples(model: nn.Module, names: list[str], images: torch.Tensor, lim
     handles = [modules[n].register_forward_pre_hook(hook(n)) for n in names]
     try:
         with torch.no_grad():
-            for start in range(0, len(images), 64):
-                model(images[start:start + 64])
+            for inputs in batches:
+                call_model(model, inputs)
     finally:
         for h in handles:
             h.remove()
     return {n: np.concatenate(v) for n, v in samples.items() if v}
 
 
+def _called_directly(model: nn.Module) -> set[str]:
+    """Names of layers whose parent reads their weights rather than calling them."""
+    return {f"{parent}.{child}".lstrip(".") for parent, module in model.named_modules()
+            if isinstance(module, _READS_CHILD_WEIGHTS) for child, _ in module.named_children()}
+
+
 def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: int = 8) -> nn.Module:
     """Return a fake-quantized copy of ``model``: BN folded, every conv/linear (but ``keep_float``)
     wrapped in ``QuantLayer`` with calibrated input ranges. The input model is not modified.
+
+    ``calibration`` is images (a tensor or a ``TensorData``) or any iterable of batches, each
+    ``inputs`` or ``(inputs, target)`` with inputs a tensor, a tuple or a dict (see
+    ``deepslim.core.inputs``); its first ``config.calibration_size`` samples are used. Layers the
+    calibration never runs (e.g. projections that ``nn.MultiheadAttention`` applies through their
+    weights) stay float.
 
     Named with a trailing underscore like the other verbs; since BN folding replaces modules,
     it works on a copy and returns it.
@@ -52,20 +73,29 @@ def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: 
         >>> q = quantize_(deepslim.create_model("lenet5"), PTQConfig(), data.train)
         >>> type(q[0]).__name__
         'QuantLayer'
+        >>> batches = [({"input_ids": ids, "attention_mask": mask}, None), ...]  # doctest: +SKIP
+        >>> q = quantize_(text_model, PTQConfig(), batches)                      # doctest: +SKIP
     """
     if not isinstance(config, PTQConfig):
         raise DeepslimError(f"quantize_ expects a PTQConfig, got {type(config).__name__}")
-    images = _images(calibration)[: config.calibration_size]
+    calib = calibration_batches(calibration, config.calibration_size)
     if config.keep_float:
         check_names_exist(model, config.keep_float)
-    work = prepare_float_model(model, config, images)
-    names = [n for n, m in work.named_modules() if isinstance(m, PRUNABLE) and n not in set(config.keep_float)]
-    samples = _input_samples(work, names, images)
-    means = input_means(work, names, images) if config.bias_correction else {}
+    work = prepare_float_model(model, config)
+    # on the eval-mode copy: a check must not touch the caller's BN statistics
+    check_takes(work, calib.example, tensor_outputs=False)
+    skip = set(config.keep_float) | _called_directly(work)
+    names = [n for n, m in work.named_modules() if isinstance(m, PRUNABLE) and n not in skip]
+    samples = _input_samples(work, names, calib.batches)
+    means = input_means(work, names, calib.batches) if config.bias_correction else {}
     modules = dict(work.named_modules())
+    unseen = [n for n in names if n not in samples]
+    if unseen:
+        log(f"quantize_: {len(unseen)} layers never ran on the calibration data and stay float: {', '.join(unseen)}")
     for name in names:
-        low, high = observe(samples[name], config.observer, config.percentile)
-        set_submodule(work, name, QuantLayer.wrap(modules[name], weight_bits=weight_bits, act_range=(low, high)))
+        if name in samples:
+            low, high = observe(samples[name], config.observer, config.percentile)
+            set_submodule(work, name, QuantLayer.wrap(modules[name], weight_bits=weight_bits, act_range=(low, high)))
     if config.bias_correction:
         correct_biases_(work, means)
     return work.eval()

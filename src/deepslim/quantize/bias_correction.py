@@ -10,12 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.inputs import call_model
 from .modules import QuantLayer
 
 
 @torch.no_grad()
-def input_means(model: nn.Module, names: list[str], images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean input (per input channel; per feature for Linear) of each named module, over ``images``."""
+def input_means(model: nn.Module, names: list[str], batches) -> dict[str, torch.Tensor]:
+    """Mean input (per input channel; per feature for Linear) of each named module, over ``batches``:
+    an image tensor (run 64 at a time) or a list of input batches of any form (``core.inputs``)."""
+    if isinstance(batches, torch.Tensor):
+        batches = [batches[start:start + 64] for start in range(0, len(batches), 64)]
     modules = dict(model.named_modules())
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
@@ -23,8 +27,10 @@ def input_means(model: nn.Module, names: list[str], images: torch.Tensor) -> dic
     def hook(name):
         def record(module, inputs):
             x = inputs[0]
-            reduce = [0] + list(range(2, x.ndim)) if x.ndim > 2 else [0]
-            per = x.sum(dim=reduce) if x.ndim > 2 else x.reshape(-1, x.shape[-1]).sum(0)
+            if x.ndim > 2 and not isinstance(module, nn.Linear):  # conv: channels are dim 1
+                per = x.sum(dim=[0] + list(range(2, x.ndim)))
+            else:  # a Linear's features are its last dim, e.g. (batch, tokens, features)
+                per = x.reshape(-1, x.shape[-1]).sum(0)
             n = x.numel() // per.numel()
             sums[name] = sums.get(name, 0) + per
             counts[name] = counts.get(name, 0) + n
@@ -32,8 +38,8 @@ def input_means(model: nn.Module, names: list[str], images: torch.Tensor) -> dic
 
     handles = [modules[n].register_forward_pre_hook(hook(n)) for n in names]
     try:
-        for start in range(0, len(images), 64):
-            model(images[start:start + 64])
+        for inputs in batches:
+            call_model(model, inputs)
     finally:
         for h in handles:
             h.remove()

@@ -5,13 +5,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.inputs import batch_size as samples_in
+from ..core.inputs import call_model, slice_batch
+
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 @torch.no_grad()
-def recalibrate_batchnorm_(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> int:
+def recalibrate_batchnorm_(model: nn.Module, images, batch_size: int = 128) -> int:
     """Recompute every BN layer's running mean/variance as exact averages over ``images``.
 
+    ``images`` is a tensor or, for a model with other inputs, a tuple or dict of tensors
+    (``core.inputs``), read ``batch_size`` samples at a time.
     Weights are not touched. Returns the number of BN layers recalibrated.
 
     Example:
@@ -20,7 +25,8 @@ def recalibrate_batchnorm_(model: nn.Module, images: torch.Tensor, batch_size: i
         9
     """
     norms = [m for m in model.modules() if isinstance(m, _NORMS) and m.track_running_stats]
-    if not norms or len(images) == 0:
+    n = len(images) if isinstance(images, torch.Tensor) else samples_in(images)
+    if not norms or n == 0:
         return 0
     was_training = model.training
     momenta = [m.momentum for m in norms]
@@ -30,8 +36,11 @@ def recalibrate_batchnorm_(model: nn.Module, images: torch.Tensor, batch_size: i
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model.train()
     try:
-        for start in range(0, len(images), batch_size):
-            model(images[start:start + batch_size].to(device))
+        for start in range(0, n, batch_size):
+            if isinstance(images, torch.Tensor):
+                model(images[start:start + batch_size].to(device))
+            else:
+                call_model(model, slice_batch(images, start + batch_size, start))
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum

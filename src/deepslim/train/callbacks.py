@@ -21,19 +21,25 @@ if TYPE_CHECKING:  # pragma: no cover
 class Callback:
     """Base class; every hook is optional.
 
+    ``extra_loss`` gets the batch's ``inputs`` in the form the model takes (a tensor, a tuple or a
+    dict), the model's ``outputs`` as it returned them, and ``targets`` (``None`` for batches
+    without one). A callback whose ``extra_loss`` can train the model on its own (distillation)
+    sets ``supplies_loss``, and training then accepts batches without targets.
+
     Example:
         >>> class L1(Callback):
         ...     def extra_loss(self, trainer, inputs, outputs, targets):
         ...         return 1e-5 * sum(p.abs().sum() for p in trainer.model.parameters())
     """
 
+    supplies_loss = False
+
     def extra_parameters(self, trainer: "Trainer") -> list[torch.nn.Parameter]:
         return []
     def on_train_begin(self, trainer: "Trainer") -> None: ...
     def on_epoch_begin(self, trainer: "Trainer", epoch: int) -> None: ...
     def on_step_begin(self, trainer: "Trainer", step: int) -> None: ...
-    def extra_loss(self, trainer: "Trainer", inputs: torch.Tensor, outputs: torch.Tensor,
-                   targets: torch.Tensor) -> torch.Tensor | None:
+    def extra_loss(self, trainer: "Trainer", inputs: Any, outputs: Any, targets: Any) -> torch.Tensor | None:
         return None
     def after_backward(self, trainer: "Trainer") -> None: ...
     def after_step(self, trainer: "Trainer") -> None: ...
@@ -55,6 +61,10 @@ class CallbackList(Callback):
                     getattr(cb, name)(*args, **kwargs)
             return call_all
         return object.__getattribute__(self, name)
+
+    @property
+    def supplies_loss(self) -> bool:
+        return any(cb.supplies_loss for cb in self.callbacks)
 
     def extra_parameters(self, trainer):
         return [p for cb in self.callbacks for p in cb.extra_parameters(trainer)]

@@ -7,18 +7,44 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import DeepslimError, progress, resolve_device
+from ..core.inputs import call_model, check_inputs, describe_shapes, output_tensors
 from ..data import BatchLoader, TensorData
+from .batches import evaluate_batches
+from .task import Classification, resolve_task
 
 
-def check_input_shape(model: nn.Module, example: torch.Tensor, expected_classes: int | None = None) -> None:
-    """Run one forward pass and turn a shape mismatch into a clear error."""
+def check_input_shape(model: nn.Module, example, expected_classes: int | None = None, *,
+                      logits: bool = True) -> None:
+    """Run one forward pass on ``example`` and turn a mismatch into a clear error.
+
+    ``example`` is a tensor, a tuple (positional arguments) or a dict (keyword arguments), moved to
+    the model's device. Inputs that ``forward`` cannot take are refused naming its parameters. With
+    ``logits=True`` (classifiers) the output, or a tuple/dict's first tensor, must be (batch, classes)
+    logits, ``expected_classes`` of them when given; ``logits=False`` (embedders, detectors ...) only
+    requires that the model returns tensors.
+
+    Example:
+        >>> check_input_shape(nn.Linear(8, 3), torch.zeros(2, 8), expected_classes=3)
+        >>> check_input_shape(nn.Linear(8, 3), {"input": torch.zeros(2, 8)}, logits=False)
+    """
+    is_image = isinstance(example, torch.Tensor)
+    check_inputs(model, example)
     try:
         with torch.inference_mode():
-            out = model(example)
-    except RuntimeError as exc:
-        raise DeepslimError(f"the model does not accept inputs of shape {tuple(example.shape)}: "
-                            f"{str(exc).splitlines()[0]}",
-                            hint="check the data set / --input-shape matches what the model was built for") from exc
+            out = call_model(model, example)
+    except DeepslimError:
+        raise
+    except Exception as exc:  # RuntimeError from torch; layers also assert (nn.MultiheadAttention) or raise ValueError
+        raise DeepslimError(f"the model does not accept inputs of shape {describe_shapes(example)}: "
+                            f"{(str(exc).splitlines() or [type(exc).__name__])[0]}",
+                            hint="check the data set / --input-shape matches what the model was built for" if is_image
+                            else "check each input's shape and dtype against what forward expects") from exc
+    if not isinstance(out, torch.Tensor):
+        found = output_tensors(out)  # refuses outputs that are not tensors, naming the supported ones
+        if not is_image:
+            out = found[0]  # e.g. a Hugging Face ModelOutput's logits
+    if not logits:
+        return
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise DeepslimError(f"the model returned {type(out).__name__} of shape "
                             f"{getattr(out, 'shape', '?')}, expected logits (batch, classes)")
@@ -27,9 +53,14 @@ def check_input_shape(model: nn.Module, example: torch.Tensor, expected_classes:
                             hint="use a model built with num_classes matching the data")
 
 
-def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, device="auto",
-             desc: str = "eval") -> dict:
-    """Top-1 accuracy (%) and mean cross-entropy over every sample of ``data``.
+def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto", desc: str = "eval",
+             task=None, loss_fn=None, metric=None) -> dict:
+    """Top-1 accuracy (%) and mean cross-entropy over every sample of ``data``; for other tasks, the task's metric.
+
+    ``data`` is ``TensorData`` or any iterable of batches (``inputs`` or ``(inputs, target)``, see
+    ``train.batches``). ``task`` (default ``Classification()``) or ``loss_fn=``/``metric=`` say how
+    outputs are judged: the result holds ``task.metric_name`` (``"accuracy"``, ``"cosine"``, ...),
+    ``"loss"`` (per-sample mean) and ``"n"`` (samples).
 
     Example:
         >>> from deepslim import create_model, load_dataset
@@ -37,6 +68,10 @@ def evaluate(model: nn.Module, data: TensorData, *, batch_size: int = 1000, devi
         >>> evaluate(create_model("lenet5"), data.test)["n"]
         400
     """
+    task = resolve_task(task, loss_fn, metric)
+    if not isinstance(data, TensorData) or type(task) is not Classification:
+        return evaluate_batches(model, data, task, batch_size=batch_size, device=device, desc=desc)
+    # Image classification on TensorData: the path every published figure came from, kept as it was.
     dev = resolve_device(device)
     was_training = model.training
     model.eval()

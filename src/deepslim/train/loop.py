@@ -7,18 +7,21 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..core import DeepslimError, log, progress, resolve_device, seed_everything
+from ..core.inputs import batch_size as samples_in
+from ..core.inputs import call_model
 from ..core.seed import deterministic_algorithms
 from ..core.text import plural
 from ..data import Augment, BatchLoader, TensorData
+from .batches import check_batches, check_source, count_batches, first_batches, is_tensor_data, on_device
 from .callbacks import Callback, CallbackList
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .evaluate import check_input_shape, evaluate
 from .schedules import lr_at
+from .task import Classification, Task, metric_value, resolve_task
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, extra_parameters=()) -> torch.optim.Optimizer:
@@ -38,8 +41,17 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, extra_parameters=()) -> t
 class Trainer:
     """Trains ``model`` on ``train_data`` per ``config``.
 
+    ``train_data`` is ``TensorData`` (shuffled per (seed, epoch), augmented per ``config``, the last
+    partial batch dropped) or any re-iterable source of batches, each ``inputs`` or ``(inputs, target)``
+    with ``inputs`` a tensor, a tuple or a dict (see ``train.batches``): a list, a ``DataLoader``. Such
+    batches are used as given (no augmentation; shuffling is the source's business, and its
+    ``set_epoch(epoch)`` is called each epoch if it has one) and moved to the model's device.
+    ``task`` (default ``Classification()``), or ``loss_fn=``/``metric=``, turns outputs into the loss
+    and the ``train_``/``val_`` metric of the history (``train.task``).
+
     ``checkpoint_path`` gets the full training state after every epoch; with
-    ``resume=True`` training continues from it, seeing the same batches it would have.
+    ``resume=True`` training continues from it, seeing the same batches it would have. With an
+    iterable source, resume is by epochs only: the resumed epochs see what the source yields then.
     Training runs with PyTorch's deterministic algorithms (see ``deterministic_algorithms``);
     the model's initial weights are the caller's to seed (``seed_everything`` before creating it).
 
@@ -51,11 +63,13 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig | None = None, *, callbacks: list[Callback] = (),
-                 device="auto"):
+                 device="auto", task: Task | None = None, loss_fn=None, metric=None):
         self.model = model
         self.config = config or TrainConfig()
         self.callbacks = CallbackList(callbacks)
         self.device = resolve_device(device)
+        self.task = resolve_task(task, loss_fn, metric)
+        self.val_task: Task | None = None  # what validation measures, when not ``task`` (see ``distill``)
         self.optimizer: torch.optim.Optimizer | None = None
         self.epoch = 0
         self.global_step = 0
@@ -63,7 +77,7 @@ class Trainer:
         self.history: list[dict] = []
         self.stop_training = False
         self.label_loss_weight = 1.0  # weight of the cross-entropy on labels; distillation lowers it
-        self.loader: BatchLoader | None = None
+        self.loader: BatchLoader | None = None  # None for an iterable source (no sample indices)
         self.epochs_saved = 0  # epochs in the checkpoint on disk: what a resume after an interruption gets back
 
     def _loader(self, data: TensorData) -> BatchLoader:
@@ -72,25 +86,35 @@ class Trainer:
         return BatchLoader(data, cfg.batch_size, shuffle=True, augment=augment, seed=cfg.seed, drop_last=True,
                            device=self.device)
 
-    def fit(self, train_data: TensorData, *, val_data: TensorData | None = None,
-            checkpoint_path: str | Path | None = None, resume: bool = False) -> list[dict]:
+    def fit(self, train_data, *, val_data=None, checkpoint_path: str | Path | None = None,
+            resume: bool = False) -> list[dict]:
         """Train for ``config.epochs`` epochs; returns the history (one dict of metrics per epoch)."""
         with deterministic_algorithms():
             return self._fit(train_data, val_data, checkpoint_path, resume)
 
-    def _fit(self, train_data: TensorData, val_data: TensorData | None, checkpoint_path: str | Path | None,
-             resume: bool) -> list[dict]:
-        cfg = self.config
+    def _fit(self, train_data, val_data, checkpoint_path: str | Path | None, resume: bool) -> list[dict]:
+        cfg, task = self.config, self.task
         seed_everything(cfg.seed)
         self.model.to(self.device)
-        check_input_shape(self.model.eval(), train_data.images[:2].to(self.device))
+        tensor_data = is_tensor_data(train_data)
+        if tensor_data and type(task) is Classification:  # images: the checks (and messages) they always had
+            check_input_shape(self.model.eval(), train_data.images[:2].to(self.device))
+        elif tensor_data:
+            check_batches(self.model, task, [(train_data.images[:2], train_data.labels[:2])])
+        else:
+            check_source(train_data, "training data", reiterable=True)
+            check_batches(self.model, task, first_batches(train_data), target_optional=self.callbacks.supplies_loss)
         self.optimizer = make_optimizer(self.model, cfg, self.callbacks.extra_parameters(self))
-        loader = self.loader = self._loader(train_data)
-        if len(loader) == 0:
+        if tensor_data:
+            loader = self.loader = self._loader(train_data)
+            steps = len(loader)
+        else:
+            loader, self.loader, steps = None, None, count_batches(train_data)
+        if steps == 0:
             raise DeepslimError(f"the training split has {plural(len(train_data), 'sample')}, fewer than one batch "
                                 f"of {cfg.batch_size}", hint="lower --batch-size or raise --subset")
-        self.total_steps = cfg.epochs * len(loader)
-        warmup = int(cfg.warmup_epochs * len(loader))
+        self.total_steps = cfg.epochs * steps
+        warmup = int(cfg.warmup_epochs * steps)
         start_epoch = 0
         ckpt = Path(checkpoint_path) if checkpoint_path else None
         if resume:
@@ -101,20 +125,29 @@ class Trainer:
         self.callbacks.on_train_begin(self)
         for epoch in range(start_epoch, cfg.epochs):
             self.epoch = epoch
-            loader.set_epoch(epoch)
+            if tensor_data:
+                loader.set_epoch(epoch)
+            elif hasattr(train_data, "set_epoch"):
+                train_data.set_epoch(epoch)
             self.model.train()
             self.callbacks.on_epoch_begin(self, epoch)
-            started, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-            bar = progress(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", total=len(loader))
-            for x, y in bar:
+            started, loss_sum, score_sum, judged, seen = time.perf_counter(), 0.0, 0, 0, 0
+            batches = loader if tensor_data else on_device(train_data, self.device)
+            bar = progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", total=steps)
+            for inputs, target in bar:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr_at(self.global_step, self.total_steps, cfg.lr, cfg.schedule, warmup)
                 self.callbacks.on_step_begin(self, self.global_step)
-                logits = self.model(x)
-                loss = self.label_loss_weight * F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                extra = self.callbacks.extra_loss(self, x, logits, y)
+                outputs = call_model(self.model, inputs)
+                reference = task.reference(inputs, target)
+                loss = None if reference is None else \
+                    self.label_loss_weight * task.loss(outputs, reference, label_smoothing=cfg.label_smoothing)
+                extra = self.callbacks.extra_loss(self, inputs, outputs, target)
                 if extra is not None:
-                    loss = loss + extra
+                    loss = extra if loss is None else loss + extra
+                if loss is None:
+                    raise DeepslimError("a batch has no target and no callback gave a loss",
+                                        hint="yield (inputs, target) batches")
                 if not math.isfinite(loss.item()):
                     raise DeepslimError(f"the loss became {loss.item()} at epoch {epoch + 1}",
                                         hint="lower the learning rate (--lr)")
@@ -126,22 +159,28 @@ class Trainer:
                 self.optimizer.step()
                 self.callbacks.after_step(self)
                 self.global_step += 1
-                loss_sum += loss.item() * len(y)
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(y)
+                n = samples_in(inputs)
+                loss_sum += loss.item() * n
+                seen += n
+                if reference is not None and task.metric_name is not None:
+                    with torch.no_grad():
+                        score_sum += task.scores(outputs, reference).sum().item()
+                    judged += n
                 if not getattr(bar, "disable", True):  # running figures on a terminal's bar; nothing otherwise
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", train=f"{100.0 * correct / seen:.2f}%",
-                                    refresh=False)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False,
+                                    **({"train": _format_metric(task, metric_value(task, score_sum, judged))}
+                                       if judged else {}))
                 self.callbacks.on_step_end(self, self.global_step, loss.item())
                 if self.stop_training:
                     break
-            metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
-                       "train_accuracy": 100.0 * correct / max(1, seen),
-                       "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
-            if val_data is not None and len(val_data):
+            metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}
+            if judged:
+                metrics[f"train_{task.metric_name}"] = metric_value(task, score_sum, judged)
+            metrics.update(lr=self.optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - started)
+            if val_data is not None and _has_samples(val_data):
                 val = evaluate(self.model, val_data, batch_size=cfg.eval_batch_size, device=self.device,
-                               desc="val")
-                metrics.update(val_accuracy=val["accuracy"], val_loss=val["loss"])
+                               desc="val", task=self.val_task or task)
+                metrics.update({f"val_{k}": v for k, v in val.items() if k != "n"})
             self.history.append(metrics)
             self.callbacks.on_epoch_end(self, epoch, metrics)
             log(_format_epoch(metrics, cfg.epochs))
@@ -182,15 +221,34 @@ class Trainer:
         return epochs_done
 
 
+def _has_samples(data) -> bool:
+    try:
+        return len(data) > 0
+    except TypeError:  # an iterable without a length: evaluation finds out
+        return True
+
+
+def _format_metric(task: Task, value: float) -> str:
+    return f"{value:.2f}%" if task.metric_name == "accuracy" else f"{task.metric_name} {value:.4f}"
+
+
 def _format_epoch(m: dict, epochs: int) -> str:
-    text = (f"epoch {m['epoch']}/{epochs}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.2f}%  "
-            f"lr {m['lr']:.4g}  {m['seconds']:.0f}s")
-    if "val_accuracy" in m:
-        text += f"  val {m['val_accuracy']:.2f}%"
+    """One log line; accuracy as always (``train 91.20%``), other metrics named (``train cosine 0.9130``)."""
+    def figure(prefix: str) -> str:
+        key = next((k for k in m if k.startswith(prefix) and k != prefix + "loss"), None)
+        if key is None:
+            return ""
+        name = key[len(prefix):]
+        return f"  {prefix[:-1]} " + (f"{m[key]:.2f}%" if name == "accuracy" else f"{name} {m[key]:.4f}")
+
+    text = f"epoch {m['epoch']}/{epochs}  loss {m['train_loss']:.4f}{figure('train_')}  lr {m['lr']:.4g}  " \
+           f"{m['seconds']:.0f}s"
+    if "val_loss" in m:
+        text += figure("val_") or f"  val loss {m['val_loss']:.4f}"
     return text
 
 
-def train(model: nn.Module, train_data: TensorData, config: TrainConfig | None = None, **kwargs) -> list[dict]:
+def train(model: nn.Module, train_data, config: TrainConfig | None = None, **kwargs) -> list[dict]:
     """Shorthand for ``Trainer(model, config, ...).fit(train_data, ...)``."""
     fit_keys = ("val_data", "checkpoint_path", "resume")
     fit_kwargs = {k: kwargs.pop(k) for k in fit_keys if k in kwargs}
