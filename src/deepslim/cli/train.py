@@ -17,6 +17,8 @@ from ..export import is_artifact, save
 from ..export.model_card import write_model_card
 from ..models import create_model
 from ..train import TrainConfig, Trainer, evaluate
+from ..train import distributed
+from ..train.checkpoint import load_checkpoint
 from .args import add_command, add_data_args, data_options, parse_kwargs, print_json
 
 CHECKPOINT = Path("checkpoint") / "last.pt"
@@ -28,6 +30,9 @@ def add_parser(sub) -> None:
                                    "test split and save it (weights, architecture, metadata, model card) in --out.")
     p.add_argument("--model", required=True, help="model name (see `deepslim zoo`)")
     add_training_args(p)
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train on N processes with DDP (gloo on CPU, NCCL on GPU, at most one per core or GPU); "
+                        "--batch-size stays the global batch, split evenly over them")
     p.set_defaults(func=run)
 
 
@@ -124,6 +129,25 @@ def run(args) -> int:
     return run_training(args, args.model)
 
 
+def _launch(args, model_name: str, command_name: str, nproc: int, device, out: Path) -> int:
+    """Run ``run_training`` on ``nproc`` ranks; after Ctrl-C, say what the checkpoint holds."""
+    log(f"starting {nproc} training processes ({'NCCL' if device.type == 'cuda' else 'gloo'}, "
+        f"{args.batch_size // nproc} of each batch of {args.batch_size} per process)")
+    try:
+        return distributed.launch(_on_rank, nproc, args, model_name, command_name, device=device)
+    except KeyboardInterrupt:
+        ckpt = out / CHECKPOINT
+        saved = int(load_checkpoint(ckpt)["epochs_done"]) if ckpt.is_file() else 0
+        args.interrupt_hint = _interrupt_hint(ckpt, saved, args.epochs)
+        raise
+
+
+def _on_rank(args, model_name: str, command_name: str) -> int:
+    """One rank of ``--nproc``: the same training, on this rank's device (``cuda:<rank>`` on GPUs)."""
+    args.device = str(distributed.rank_device(resolve_device(args.device)))
+    return run_training(args, model_name, command_name=command_name)
+
+
 def run_training(args, model_name: str, *, callbacks_for=None, extra_meta: dict | None = None,
                  command_name: str = "train") -> int:
     """Train ``model_name`` as ``args`` say, evaluate, save with metadata and a model card.
@@ -135,6 +159,14 @@ def run_training(args, model_name: str, *, callbacks_for=None, extra_meta: dict 
     args.interrupt_hint = None if args.resume else "nothing was saved; rerun the same command to start again"
     config = _config(args)
     device = resolve_device(args.device)
+    # --nproc N > 1: this process checks everything and prepares --out, then runs this function again on
+    # N ranks (train.distributed), where rank 0 saves. Without --nproc (or with 1) none of this runs.
+    nproc = getattr(args, "nproc", None)
+    launcher = nproc not in (None, 1) and distributed.world_size() == 1
+    if launcher:
+        distributed.check_nproc(nproc, device, config.batch_size)
+        if callbacks_for is not None:
+            raise DeepslimError(f"`deepslim {command_name}` runs in one process", hint="drop --nproc")
     data = load_dataset(args.data, subset=args.subset, seed=args.seed, **data_options(args))
     kwargs = parse_kwargs(args.model_arg)
     kwargs.setdefault("in_channels", data.input_shape[0])
@@ -142,14 +174,19 @@ def run_training(args, model_name: str, *, callbacks_for=None, extra_meta: dict 
     seed_everything(args.seed)  # before the model exists: --seed fixes the initial weights too, not only the batches
     model = create_model(model_name, **kwargs)
     callbacks = callbacks_for(model, data, device) if callbacks_for else []  # may refuse: before --out is touched
-    _prepare_out(out, args.resume, args.overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    if distributed.world_size() == 1:  # the ranks find --out prepared by the launcher
+        _prepare_out(out, args.resume, args.overwrite)
+        out.mkdir(parents=True, exist_ok=True)
+    if launcher:
+        return _launch(args, model_name, command_name, nproc, device, out)
     log(f"training {model_name} on {args.data} ({len(data.train)} train / {len(data.val)} val images) "
         f"for {plural(config.epochs, 'epoch')} on {device}")
     started = time.time()
     trainer = Trainer(model, config, device=device, callbacks=callbacks)
     try:
         history = trainer.fit(data.train, val_data=data.val, checkpoint_path=out / CHECKPOINT, resume=args.resume)
+        if not distributed.is_main():  # rank 0 alone evaluates and writes the artifact
+            return 0
         test = evaluate(model, data.test, device=device, desc="test")
     except KeyboardInterrupt:
         if trainer.epochs_saved or not args.resume:  # else: stopped before the checkpoint was read; it is still there
@@ -165,6 +202,7 @@ def run_training(args, model_name: str, *, callbacks_for=None, extra_meta: dict 
             "training": {"config": config.to_dict(), "command": command, "device": str(device),
                          # a bit-for-bit rerun needs the same thread count and torch build (in "versions")
                          "threads": torch.get_num_threads(),
+                         **({"processes": distributed.world_size()} if distributed.world_size() > 1 else {}),
                          "train_seconds": round(train_seconds, 1),
                          "wall_seconds_this_session": round(time.time() - started, 1), "history": history},
             **(extra_meta or {})}

@@ -173,7 +173,9 @@ def load(path: str | Path, *, device: str | torch.device = "cpu", allow_modules:
         raise DeepslimError(f"{path} has no {ARCHITECTURE}", hint="the artifact is incomplete; save it again") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DeepslimError(f"{path / ARCHITECTURE} is corrupt: {exc}") from exc
-    model = spec_to_module(spec, allow_modules)
+    written = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+    # the writer's torch is named if an argument it knew cannot be rebuilt under this one
+    model = spec_to_module(spec, allow_modules, torch_version=written.get("torch"))
     retie(model, spec.get("tied", {}))
     try:
         tensors = _read_weights(path / WEIGHTS)

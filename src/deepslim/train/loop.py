@@ -15,6 +15,7 @@ from ..core.inputs import call_model
 from ..core.seed import deterministic_algorithms
 from ..core.text import plural
 from ..data import Augment, BatchLoader, TensorData
+from . import distributed
 from .batches import check_batches, check_source, count_batches, first_batches, is_tensor_data, on_device
 from .callbacks import Callback, CallbackList
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -89,7 +90,7 @@ class Trainer:
     def fit(self, train_data, *, val_data=None, checkpoint_path: str | Path | None = None,
             resume: bool = False) -> list[dict]:
         """Train for ``config.epochs`` epochs; returns the history (one dict of metrics per epoch)."""
-        with deterministic_algorithms():
+        with deterministic_algorithms(), distributed.quiet_unless_main():
             return self._fit(train_data, val_data, checkpoint_path, resume)
 
     def _fit(self, train_data, val_data, checkpoint_path: str | Path | None, resume: bool) -> list[dict]:
@@ -105,14 +106,23 @@ class Trainer:
             check_source(train_data, "training data", reiterable=True)
             check_batches(self.model, task, first_batches(train_data), target_optional=self.callbacks.supplies_loss)
         self.optimizer = make_optimizer(self.model, cfg, self.callbacks.extra_parameters(self))
+        # Several processes (DDP, see train.distributed): each takes its share of every global batch and
+        # gradients are averaged in backward. One process takes none of these branches.
+        ddp = distributed.world_size() > 1
+        if ddp and self.callbacks.extra_parameters(self):  # DDP would not average their gradients
+            raise DeepslimError("multi-process training cannot train parameters outside the model (distillation "
+                                "adapters)", hint="train in one process, or distill without adapters")
         if tensor_data:
             loader = self.loader = self._loader(train_data)
+            if ddp:
+                loader = self.loader = distributed.ShardedLoader(loader)
             steps = len(loader)
         else:
             loader, self.loader, steps = None, None, count_batches(train_data)
         if steps == 0:
             raise DeepslimError(f"the training split has {plural(len(train_data), 'sample')}, fewer than one batch "
                                 f"of {cfg.batch_size}", hint="lower --batch-size or raise --subset")
+        forward = distributed.wrap(self.model, self.device) if ddp else self.model
         self.total_steps = cfg.epochs * steps
         warmup = int(cfg.warmup_epochs * steps)
         start_epoch = 0
@@ -138,7 +148,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr_at(self.global_step, self.total_steps, cfg.lr, cfg.schedule, warmup)
                 self.callbacks.on_step_begin(self, self.global_step)
-                outputs = call_model(self.model, inputs)
+                outputs = call_model(forward, inputs)
                 reference = task.reference(inputs, target)
                 loss = None if reference is None else \
                     self.label_loss_weight * task.loss(outputs, reference, label_smoothing=cfg.label_smoothing)
@@ -173,6 +183,9 @@ class Trainer:
                 self.callbacks.on_step_end(self, self.global_step, loss.item())
                 if self.stop_training:
                     break
+            if ddp:  # the epoch's figures over the whole global batches, as one process reports them
+                loss_sum, score_sum, judged, seen = distributed.sum_over_ranks(loss_sum, score_sum, judged, seen,
+                                                                               device=self.device)
             metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen)}
             if judged:
                 metrics[f"train_{task.metric_name}"] = metric_value(task, score_sum, judged)
@@ -184,7 +197,7 @@ class Trainer:
             self.history.append(metrics)
             self.callbacks.on_epoch_end(self, epoch, metrics)
             log(_format_epoch(metrics, cfg.epochs))
-            if ckpt is not None:
+            if ckpt is not None and distributed.is_main():  # every rank holds the same state; one writes it
                 save_checkpoint(ckpt, self._state(epoch + 1))
                 self.epochs_saved = epoch + 1
             if self.stop_training:
