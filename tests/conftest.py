@@ -8,6 +8,49 @@ from deepslim.data.fashion_mnist import default_data_dir
 torch.set_num_threads(1)  # tests run in parallel workers; one thread each avoids oversubscription
 
 
+# --- the device the suite runs on -------------------------------------------------------------
+# `pytest --device cuda` (or DEEPSLIM_TEST_DEVICE=cuda) runs the tests that take the `device` fixture
+# with their models on that device, and skips the tests marked `cpu_only` (ONNX Runtime numerics,
+# CPU latency, ...), naming why. The default is cpu: then nothing differs from a plain `pytest`.
+def pytest_addoption(parser):
+    parser.addoption("--device", default=os.environ.get("DEEPSLIM_TEST_DEVICE", "cpu"),
+                     help="torch device for tests that take the `device` fixture: cpu (default), cuda, cuda:N; "
+                          "or set DEEPSLIM_TEST_DEVICE")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cpu_only(reason): CPU-only by nature; skipped under --device cuda")
+    name = config.getoption("--device")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise pytest.UsageError(f"--device {name}: not a torch device (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        # refuse at once rather than skip everything: a green run must mean the GPU was exercised
+        raise pytest.UsageError(f"--device {name}: no CUDA GPU is available here (use --device cpu)")
+    config.deepslim_device = device
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.deepslim_device.type == "cpu":
+        return
+    for item in items:
+        marker = item.get_closest_marker("cpu_only")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "CPU-only")
+            item.add_marker(pytest.mark.skip(reason=f"cpu_only: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig) -> torch.device:
+    """The device the suite runs on (``--device``; CPU by default). Example::
+
+        def test_prune_on_device(device):
+            model = deepslim.create_model("lenet5").to(device)
+    """
+    return pytestconfig.deepslim_device
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist_dir():
     root = default_data_dir()

@@ -44,13 +44,13 @@ def test_alpha_zero_training_equals_plain_training(data, teacher):
         assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_teacher_gets_no_gradient_and_stays_frozen(data, teacher):
+def test_teacher_gets_no_gradient_and_stays_frozen(data, teacher, device):
     teacher = copy.deepcopy(teacher)
     before = copy.deepcopy(teacher.state_dict())
     distill(deepslim.create_model("lenet5"), teacher, data.train, deepslim.TrainConfig(epochs=1, batch_size=32),
-            KD(hints={"3": "stages.1"}))
+            KD(hints={"3": "stages.1"}), device=device)
     assert all(p.grad is None for p in teacher.parameters())
-    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # BN stats included
+    assert all(torch.equal(before[k].to(device), v) for k, v in teacher.state_dict().items())  # BN stats included
     assert all(p.requires_grad for p in teacher.parameters())  # flags restored after training
 
 
@@ -91,6 +91,15 @@ def test_cached_teacher_logits_give_the_same_training(data, teacher):
     with pytest.raises(DeepslimError, match="augments"):
         distill(deepslim.create_model("lenet5"), teacher, data.train, deepslim.TrainConfig(epochs=1, batch_size=32),
                 KD(cache_teacher=True))
+
+
+def test_the_teacher_follows_the_students_device(data, teacher, device):
+    student, cpu_teacher = deepslim.create_model("lenet5").to(device), copy.deepcopy(teacher).cpu()
+    Distillation(student, cpu_teacher, KD(hints={"3": "stages.1"}), X)  # X on the CPU too
+    assert {p.device for p in cpu_teacher.parameters()} == {next(student.parameters()).device}
+    history = distill(student, cpu_teacher, data.train, deepslim.TrainConfig(epochs=1, batch_size=64), KD(),
+                      device=device)
+    assert len(history) == 1 and next(student.parameters()).device.type == device.type
 
 
 def test_bad_input(teacher):

@@ -33,8 +33,8 @@ def test_mac_ratio_is_met_and_layer_macs_match_the_profiler(resnet, method):
     assert model(X).shape == (1, 10)
 
 
-def test_energy_selection_keeps_at_least_that_energy(resnet):
-    plan = factorize_(copy.deepcopy(resnet), Factorization(method="svd", energy=0.6), X)
+def test_energy_selection_keeps_at_least_that_energy(resnet, device):
+    plan = factorize_(copy.deepcopy(resnet).to(device), Factorization(method="svd", energy=0.6), X)
     assert plan.layers and all(row["energy"] >= 0.6 - 1e-9 for row in plan.layers.values())
     full = factorize_(copy.deepcopy(resnet), Factorization(method="svd", energy=1.0), X)
     assert not full.layers and all("lowers its MACs" in r for r in full.skipped.values())
@@ -49,10 +49,10 @@ def test_explicit_ranks_and_head_left_alone_unless_named(resnet):
     assert "fc" not in untouched.layers
 
 
-def test_sensitivity_selection_meets_the_budget(resnet):
-    data = tiny_data(n_train=64)
-    plan = factorize_(copy.deepcopy(resnet), Factorization(method="svd", mac_ratio=0.6, selection="sensitivity"), X,
-                      val_data=data.val)
+def test_sensitivity_selection_meets_the_budget(resnet, device):
+    data = tiny_data(n_train=64)  # validation images on the CPU, the model on `device`
+    model = copy.deepcopy(resnet).to(device)
+    plan = factorize_(model, Factorization(method="svd", mac_ratio=0.6, selection="sensitivity"), X, val_data=data.val)
     assert plan.macs_after <= 0.6 * plan.macs_before and plan.sensitivity
     assert {"layer", "rank", "drop", "macs"} <= set(plan.sensitivity[0])
 

@@ -27,10 +27,10 @@ def test_degradation_force_matches_the_pairwise_sum():
 
 
 @pytest.mark.parametrize("form", ["degradation", "constant"])
-def test_force_alone_pulls_filters_into_a_lower_rank(form):
+def test_force_alone_pulls_filters_into_a_lower_rank(form, device):
     torch.manual_seed(0)
     layer = nn.Linear(32, 16)
-    model = nn.Sequential(layer, nn.Linear(16, 2))
+    model = nn.Sequential(layer, nn.Linear(16, 2)).to(device)
     callback = ForceRegularization(model, strength=1.0, form=form)
     assert list(callback.layers) == ["0"]
     rank_before = filter_rank(layer, 0.9)

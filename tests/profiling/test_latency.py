@@ -5,6 +5,9 @@ import deepslim
 from deepslim.core import DeepslimError
 from deepslim.profiling import compare_latency, measure_latency
 
+# Latency here is CPU latency (torch's CPU threads, ONNX Runtime's CPU provider): a CUDA run has nothing to add.
+pytestmark = pytest.mark.cpu_only(reason="times torch and ONNX Runtime on the CPU")
+
 
 def test_measure_latency_covers_every_runtime_and_batch_size(tmp_path):
     model = deepslim.create_model("lenet5")

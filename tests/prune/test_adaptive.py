@@ -20,9 +20,9 @@ def _macs(model):
 
 
 @pytest.mark.parametrize("fraction, finetune", [(0.6, 0), (0.3, 64)])
-def test_adaptive_meets_the_budget_in_place(trained, fraction, finetune, tmp_path):
+def test_adaptive_meets_the_budget_in_place(trained, fraction, finetune, tmp_path, device):
     model, data = trained
-    model = copy.deepcopy(model)
+    model = copy.deepcopy(model).to(device)  # the data stays on the CPU
     base_macs = _macs(model)
     budget = fraction * base_macs
     result = adaptive_prune_(model, data.val, budget, X, calibration_images=data.train.images[:128], step=0.15,

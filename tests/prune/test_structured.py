@@ -55,20 +55,21 @@ def test_per_layer_ratio_zero_keeps_a_layer_and_round_to():
 
 
 @pytest.mark.parametrize("importance", ["l1", "l2", "bn_scale", "fpgm", "random"])
-def test_every_importance_runs(importance):
-    model = deepslim.create_model("resnet8").eval()
-    prune_(model, ChannelPruning(ratio=0.25, importance=importance), example_inputs=X)
-    assert model(X).shape == (2, 10)
+def test_every_importance_runs(importance, device):
+    model = deepslim.create_model("resnet8").eval().to(device)
+    prune_(model, ChannelPruning(ratio=0.25, importance=importance), example_inputs=X)  # X stays on the CPU
+    assert model(X.to(device)).shape == (2, 10)
+    assert all(p.device.type == device.type for p in model.parameters())
 
 
-def test_taylor_needs_data_and_uses_it():
-    model = deepslim.create_model("resnet8")
+def test_taylor_needs_data_and_uses_it(device):
+    model = deepslim.create_model("resnet8").to(device)
     with pytest.raises(DeepslimError, match="needs data"):
         prune_(model, ChannelPruning(ratio=0.25, importance="taylor"), example_inputs=X)
     assert model.stem[0].out_channels == 16  # untouched after the failure
     prune_(model, ChannelPruning(ratio=0.25, importance="taylor"), example_inputs=X,
-           data=(torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))))
-    assert model(X).shape == (2, 10)
+           data=(torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))))  # CPU data, model on `device`
+    assert model(X.to(device)).shape == (2, 10)
 
 
 def test_bad_input_leaves_model_untouched():

@@ -7,13 +7,13 @@ from deepslim.testing import tiny_data, toy_mlp
 from deepslim.train import Callback, TrainConfig, Trainer, evaluate
 
 
-def test_training_learns_the_synthetic_task():
+def test_training_learns_the_synthetic_task(device):
     data = tiny_data()
     model = deepslim.create_model("lenet5")
-    before = evaluate(model, data.test)["accuracy"]
+    before = evaluate(model, data.test, device=device)["accuracy"]
     cfg = TrainConfig(epochs=3, batch_size=32, optimizer="adamw", lr=3e-3, augment=False)
-    history = Trainer(model, cfg).fit(data.train, val_data=data.val)
-    after = evaluate(model, data.test)
+    history = Trainer(model, cfg, device=device).fit(data.train, val_data=data.val)
+    after = evaluate(model, data.test, device=device)
     assert len(history) == 3 and "val_accuracy" in history[-1]
     assert after["n"] == len(data.test)
     assert after["accuracy"] > max(50.0, before + 30)
@@ -44,13 +44,13 @@ def test_callbacks_see_every_hook_and_extra_loss_is_added():
     assert losses[0] > 100  # the penalty is part of the loss
 
 
-def test_resume_continues_exactly_where_it_stopped(tmp_path):
+def test_resume_continues_exactly_where_it_stopped(tmp_path, device):
     data = tiny_data(n_train=120)
     cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05)
 
     torch.manual_seed(1)
-    straight = deepslim.create_model("fmnist-cnn")  # has dropout: RNG state must be restored too
-    Trainer(straight, cfg).fit(data.train)
+    straight = deepslim.create_model("fmnist-cnn")  # has dropout: RNG state (CUDA's too) must be restored
+    Trainer(straight, cfg, device=device).fit(data.train)
 
     class StopAfterFirstEpoch(Callback):
         def on_epoch_end(self, trainer, epoch, metrics):
@@ -59,9 +59,9 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     torch.manual_seed(1)
     interrupted = deepslim.create_model("fmnist-cnn")
     ckpt = tmp_path / "last.pt"
-    Trainer(interrupted, cfg, callbacks=[StopAfterFirstEpoch()]).fit(data.train, checkpoint_path=ckpt)
+    Trainer(interrupted, cfg, callbacks=[StopAfterFirstEpoch()], device=device).fit(data.train, checkpoint_path=ckpt)
     resumed = deepslim.create_model("fmnist-cnn")
-    history = Trainer(resumed, cfg).fit(data.train, checkpoint_path=ckpt, resume=True)
+    history = Trainer(resumed, cfg, device=device).fit(data.train, checkpoint_path=ckpt, resume=True)
     assert [h["epoch"] for h in history] == [1, 2]
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name

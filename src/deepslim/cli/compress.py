@@ -46,6 +46,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     recipe = load_recipe(args.recipe)  # validated before anything else happens
+    device = resolve_device(args.device)  # so is the device: a missing GPU is refused before any work
     if args.pretrained and (args.model or args.model_dir):
         raise DeepslimError("give one model source: DIR, --model or --pretrained")
     resolved = resolve_model(args.pretrained or args.model, args.model_dir, parse_kwargs(args.model_arg))
@@ -63,7 +64,7 @@ def run(args) -> int:
     command = command_line(args) or ""
     if command:  # Ctrl-C outside a stage (the baseline, the final timing): main prints this
         args.interrupt_hint = f"rerun `{resume_command(command)}` to resume"
-    metrics = compress(resolved.model, data, recipe, args.out, device=resolve_device(args.device),
+    metrics = compress(resolved.model, data, recipe, args.out, device=device,
                        source=resolved.label, overwrite=args.overwrite, latency_seconds=args.latency_seconds,
                        command=command)
     if args.json:

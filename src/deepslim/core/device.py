@@ -13,6 +13,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     Example:
         >>> resolve_device("cpu")
         device(type='cpu')
+
+    ``cuda`` without a GPU, or ``cuda:N`` beyond the GPUs present, is refused in one line.
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -21,7 +23,15 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     except (RuntimeError, TypeError) as exc:
         raise DeepslimError(f"unknown device '{device}'", hint="use auto, cpu, cuda or cuda:N") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeepslimError("--device cuda was asked for but no CUDA GPU is available", hint="use --device cpu")
+        raise DeepslimError(f"--device {device} was asked for but no CUDA GPU is available",
+                            hint="use --device cpu (or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        # checked here, before any work: torch itself only fails at the first .to(), mid-run
+        count = torch.cuda.device_count()
+        known = "cuda:0" if count == 1 else f"cuda:0..cuda:{count - 1}"
+        raise DeepslimError(f"--device {device} names GPU {dev.index}, but this machine has {count} "
+                            f"GPU{'' if count == 1 else 's'} ({known})",
+                            hint="use --device cuda (the first GPU) or an index below the count")
     return dev
 
 

@@ -47,6 +47,8 @@ def make_adapter(student_shape: torch.Size, teacher_shape: torch.Size) -> nn.Mod
 class Distillation(Callback):
     """Adds KD (and hint) losses from a frozen ``teacher`` to a student's training.
 
+    The teacher follows the student's device (it is moved there once the checks pass).
+
     ``example_inputs`` (a couple of samples, in any input form: tensor, tuple or dict) let it check
     the two models fit together before training. ``task`` (default: the trainer's) decides the
     teacher's term: for classification the soft-target KL on logits (Hinton et al.); for any other
@@ -65,7 +67,7 @@ class Distillation(Callback):
     def __init__(self, student: nn.Module, teacher: nn.Module, kd: KD, example_inputs, task: Task | None = None):
         if student is teacher:
             raise DeepslimError("the teacher and the student are the same model", hint="distil from a copy")
-        if _device(student) != _device(teacher):
+        if _device(student) != _device(teacher) and "meta" in (_device(student).type, _device(teacher).type):
             raise DeepslimError(f"the teacher is on {_device(teacher)} but the student on {_device(student)}",
                                 hint="move both to one device (model.to(device)) before distilling")
         self.student, self.teacher, self.kd, self.task = student, teacher, kd, task
@@ -93,6 +95,9 @@ class Distillation(Callback):
             if adapter is not None:
                 self.adapters[s_name.replace(".", "_")] = adapter.to(_device(student))
         self._pairs = pairs
+        # The teacher follows the student's device, once every check has passed (a refusal moves nothing);
+        # the probe above ran each model on its own device. A no-op when both are already together.
+        teacher.to(_device(student))
         self._hooks: list = []
         self._features: dict[str, torch.Tensor] = {}
         self._cache: torch.Tensor | None = None

@@ -95,4 +95,5 @@ def filter_rank(layer: nn.Module, energy: float = 0.9) -> int:
     """
     s = torch.linalg.svdvals(layer.weight.detach().double().reshape(layer.weight.shape[0], -1))
     kept = torch.cumsum(s ** 2, 0) / (s ** 2).sum().clamp_min(1e-30)
-    return min(int(torch.searchsorted(kept, torch.tensor(energy - 1e-12, dtype=kept.dtype))) + 1, len(s))
+    wanted = torch.tensor(energy - 1e-12, dtype=kept.dtype, device=kept.device)  # searchsorted wants one device
+    return min(int(torch.searchsorted(kept, wanted)) + 1, len(s))

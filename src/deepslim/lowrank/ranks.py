@@ -52,7 +52,8 @@ class Candidate:
         ranks = []
         for s in self.svals:
             kept = torch.cumsum(s ** 2, 0) / (s ** 2).sum().clamp_min(1e-30)
-            ranks.append(min(int(torch.searchsorted(kept, torch.tensor(energy - 1e-12, dtype=kept.dtype))) + 1, len(s)))
+            wanted = torch.tensor(energy - 1e-12, dtype=kept.dtype, device=kept.device)  # same device as kept
+            ranks.append(min(int(torch.searchsorted(kept, wanted)) + 1, len(s)))
         return ranks[0] if len(ranks) == 1 else tuple(ranks)
 
     def rank_at_fraction(self, fraction: float):

@@ -51,6 +51,7 @@ class QuantLayer(SerializableModule):
              act_range: tuple[float, float] | None = None) -> "QuantLayer":
         kind = "linear" if isinstance(layer, nn.Linear) else "conv"
         wrapper = cls(kind, layer.weight.shape[0], weight_bits, act_bits, learnable, act_range is not None or learnable)
+        wrapper.to(layer.weight.device)  # the scales live with the weights (a no-op on CPU)
         wrapper.layer = layer
         with torch.no_grad():
             wrapper.weight_scale.copy_(weight_scales(layer.weight, weight_bits))

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import DeepslimError, progress, resolve_device
-from ..core.inputs import call_model, check_inputs, describe_shapes, output_tensors
+from ..core.inputs import call_model, check_inputs, describe_shapes, model_device, output_tensors
 from ..data import BatchLoader, TensorData
 from .batches import evaluate_batches
 from .task import Classification, resolve_task
@@ -91,8 +91,10 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto", d
 def top1_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
     """Top-1 accuracy (%) of ``model`` as it is (mode and device untouched), no progress bar: for inner loops
     such as sensitivity sweeps that evaluate many variants."""
-    correct = 0
+    correct, device = 0, model_device(model)
     with torch.inference_mode():
         for i in range(0, len(labels), batch_size):
-            correct += (model(images[i:i + batch_size]).argmax(1) == labels[i:i + batch_size]).sum().item()
+            # callers may keep the data on the CPU while the model is on a GPU; .to() is a no-op otherwise
+            predicted = model(images[i:i + batch_size].to(device)).argmax(1)
+            correct += (predicted == labels[i:i + batch_size].to(device)).sum().item()
     return 100.0 * correct / max(1, len(labels))

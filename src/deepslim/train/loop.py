@@ -207,9 +207,12 @@ class Trainer:
         return self.history
 
     def _state(self, epochs_done: int) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epochs_done": epochs_done, "global_step": self.global_step, "history": self.history,
-                "config": self.config.to_dict(), "torch_rng": torch.get_rng_state()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "epochs_done": epochs_done, "global_step": self.global_step, "history": self.history,
+                 "config": self.config.to_dict(), "torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":  # dropout on the GPU draws from the CUDA generator: resume must restore it
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def _restore(self, state: dict) -> int:
         try:
@@ -219,6 +222,8 @@ class Trainer:
             epochs_done, self.global_step = int(state["epochs_done"]), int(state["global_step"])
             self.history = list(state["history"])
             torch.set_rng_state(state["torch_rng"])
+            if "cuda_rng" in state and self.device.type == "cuda":  # loaded to the CPU, as set_rng_state wants
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise DeepslimError(f"the checkpoint does not match this model or run: {str(exc).splitlines()[0]}",
                                 hint="resume with the same model and options, or start again with --overwrite") from exc

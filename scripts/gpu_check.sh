@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The GPU check of issue 15, for a bare GPU machine with no network that has torch, onnxruntime
+# and numpy but not torch-pruning. Make wheels/ here first (scripts/gpu_wheels.sh), carry it
+# along, then run from the repository root:
+#
+#   scripts/gpu_check.sh             # about 8 minutes at most: every step has its own time limit
+#   DRY_RUN=1 scripts/gpu_check.sh   # print the steps, run nothing
+#
+# Steps: install the carried wheels; the test suite on CUDA (pytest --device cuda -x); the flagship
+# (resnet on Fashion-MNIST) trained 2 epochs on CUDA; compress with recipes/gpu-check.yaml on CUDA;
+# profile --device cuda if profile has that option. A failing step is recorded and the next one
+# still runs, so one run answers every question. Logs and summary.txt go to $OUT (the device
+# tool's folder), else runs/gpu-check/; the models go to runs/gpu-check/work/.
+# Limits (seconds, override by environment): SUITE_S=250 TRAIN_S=60 COMPRESS_S=110 PROFILE_S=30;
+# with 20 s for installing that is 470 s, plus a few for version checks. JOBS=8 pytest workers share the GPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-python3}"
+WHEELS="${WHEELS:-wheels}"
+LOGS="${OUT:-runs/gpu-check}"
+WORK="runs/gpu-check/work"
+DRY="${DRY_RUN:-0}"
+SUMMARY="$LOGS/summary.txt"
+[ "$DRY" = 1 ] || { mkdir -p "$LOGS" "$WORK" && : >"$SUMMARY"; }
+
+note() { echo "$*" | tee -a "$SUMMARY"; }
+# step NAME LIMIT CMD...: run CMD under `timeout LIMIT`, its output in $LOGS/NAME.log, one summary line.
+step() {
+    local name=$1 limit=$2; shift 2
+    echo "+ [$name, at most ${limit}s] $*"
+    [ "$DRY" = 1 ] && return 0
+    local t0=$SECONDS rc
+    timeout --kill-after=10 "$limit" "$@" >"$LOGS/$name.log" 2>&1
+    rc=$?
+    local verdict=ok
+    [ $rc -eq 0 ] || verdict="FAILED (exit $rc)"
+    [ $rc -eq 124 ] || [ $rc -eq 137 ] && verdict="TIMED OUT after ${limit}s"
+    note "$name: $verdict in $((SECONDS - t0)) s; last line: $(tail -n 1 "$LOGS/$name.log")"
+    return $rc
+}
+
+# 1. Dependencies from the carried wheels: torch-pruning, and deepslim's metadata (src/ is what runs).
+if [ "$DRY" != 1 ] && ! ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+    echo "error: no wheels in $WHEELS/; run scripts/gpu_wheels.sh where pip works and carry $WHEELS" >&2
+    exit 2
+fi
+SITE=""
+if ! step install 20 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir "$WHEELS"/*.whl; then
+    SITE=/tmp/deepslim-site  # an environment we may not write to: a folder of our own on PYTHONPATH instead
+    step install-target 20 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+        --target "$SITE" "$WHEELS"/*.whl
+fi
+export PYTHONPATH="$PWD/src${SITE:+:$SITE}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# deterministic cuBLAS, which training's deterministic algorithms ask for (torch only warns without it)
+export CUBLAS_WORKSPACE_CONFIG="${CUBLAS_WORKSPACE_CONFIG:-:4096:8}"
+[ -d "$WHEELS/fashion-mnist" ] && export DEEPSLIM_FASHION_MNIST="$PWD/$WHEELS/fashion-mnist"
+if [ "$DRY" != 1 ]; then
+    note "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -n 1)"
+    note "versions: $("$PY" -c 'import torch, onnxruntime as o, torch_pruning as t; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), "| onnxruntime", o.__version__, o.get_available_providers(), "| torch-pruning", t.__version__)' 2>&1 | tail -n 1)"
+fi
+
+# 2. The suite on CUDA: tests taking the `device` fixture run there, `cpu_only` ones are skipped,
+#    and everything on --device auto picks the GPU too. SUITE_ARGS (e.g. tests/prune) narrows it.
+xdist=()
+"$PY" -c "import xdist" 2>/dev/null && xdist=(-n "${JOBS:-8}" --dist loadfile)  # as make test: a file per worker
+step suite "${SUITE_S:-250}" "$PY" -m pytest --device cuda -x -q -p no:cacheprovider "${xdist[@]}" ${SUITE_ARGS:-}
+
+# 3. The flagship, 2 epochs on CUDA (per-epoch seconds from its metadata; CPU: ~130 s/epoch on 2 cores).
+step train "${TRAIN_S:-60}" "$PY" -m deepslim train --model resnet --data fashion-mnist --epochs 2 --device cuda \
+    --out "$WORK/flagship" --overwrite --quiet --json
+if [ "$DRY" != 1 ] && [ -f "$WORK/flagship/metadata.json" ]; then
+    note "epoch seconds on CUDA: $("$PY" -c 'import json, sys; t = json.load(open(sys.argv[1]))["training"]; print([round(h["seconds"], 2) for h in t["history"]], "device", t["device"])' "$WORK/flagship/metadata.json")"
+fi
+
+# 4. compress on CUDA with the short recipe (prune, 1-epoch KD fine-tune, int8; latency on CPU, briefly).
+step compress "${COMPRESS_S:-110}" "$PY" -m deepslim compress "$WORK/flagship" --recipe recipes/gpu-check.yaml \
+    --device cuda --latency-seconds 0.3 --out "$WORK/compress" --overwrite --quiet --json
+[ "$DRY" = 1 ] || { [ -f "$WORK/compress/metrics.json" ] && cp "$WORK/compress/metrics.json" "$LOGS/compress-metrics.json"; }
+
+# 5. profile --device cuda (issue 15, item 3): only once profile has the option.
+if [ "$DRY" = 1 ] || "$PY" -m deepslim profile --help 2>/dev/null | grep -q -- "--device"; then
+    step profile "${PROFILE_S:-30}" "$PY" -m deepslim profile "$WORK/flagship" --device cuda --latency --json
+else
+    note "profile: skipped, \`deepslim profile\` has no --device yet (issue 15, item 3)"
+fi
+[ "$DRY" = 1 ] || { echo; echo "== summary ($SUMMARY)"; cat "$SUMMARY"; }
+# exit 1 if a step failed (a failed install that the --target fallback repaired does not count)
+repaired='^$'
+[ -n "$SITE" ] && repaired='^install:'
+! grep -v "$repaired" "$SUMMARY" 2>/dev/null | grep -q -E "FAILED|TIMED OUT"

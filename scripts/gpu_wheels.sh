@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Make wheels/, the folder scripts/gpu_check.sh installs from on a GPU machine with no network
+# (issue 15). Run it here, where pip can reach the index; wheels/ is git-ignored, so name it in
+# the device tool's `carry` (about 37 MB: the data set is most of it).
+#
+#   scripts/gpu_wheels.sh            # torch-pruning + deepslim's own wheel + Fashion-MNIST
+#   scripts/gpu_wheels.sh NAME==VER  # ... and more wheels, for packages the machine lacks
+#
+# What goes in, and why:
+# - torch-pruning: the one dependency the GPU image lacks (it has torch, numpy, onnx,
+#   onnxruntime, safetensors, pyyaml, tqdm, matplotlib, pytest, pytest-xdist, transformers).
+#   Pinned to the version this .venv tests with; pure Python, so no platform tags matter.
+# - deepslim's own wheel: only for its installed metadata (the CLI's --version and its test read
+#   importlib.metadata); gpu_check.sh puts src/ first on PYTHONPATH, so the code that runs is
+#   always the working tree's, even if this wheel is older.
+# - wheels/fashion-mnist/: the four *-ubyte.gz files (the machine cannot apt-get them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PY:-.venv/bin/python}"
+DEST="${DEST:-wheels}"
+DATA="${DEEPSLIM_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
+run() { echo "+ $*"; [ "${DRY_RUN:-0}" = 1 ] || "$@"; }
+
+pin=$("$PY" -m pip show torch-pruning 2>/dev/null | sed -n 's/^Version: //p')
+[ -n "$pin" ] || { echo "error: torch-pruning is not installed in $PY's environment; run make venv first" >&2; exit 1; }
+run mkdir -p "$DEST"
+run rm -f "$DEST"/*.whl  # one version of each: two would stop the install there
+# The device README's recipe: binary wheels for CPython 3.12 on manylinux x86-64, no dependencies.
+run "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d "$DEST" "torch-pruning==$pin" "$@"
+run "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DEST" .
+run mkdir -p "$DEST/fashion-mnist"
+run cp "$DATA"/*-ubyte.gz "$DEST/fashion-mnist/"
+[ "${DRY_RUN:-0}" = 1 ] || { ls -l "$DEST" "$DEST/fashion-mnist"; du -sh "$DEST"; }

@@ -1,0 +1,43 @@
+"""scripts/gpu_check.sh and scripts/gpu_wheels.sh parse, and their dry runs list the steps without running any."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def _dry(script: str, tmp_path) -> str:
+    env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path / "out"), "DEST": str(tmp_path / "wheels"),
+           "PY": sys.executable}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / script)], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_scripts_parse():
+    for script in ("gpu_check.sh", "gpu_wheels.sh"):
+        assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)]).returncode == 0
+
+
+def test_gpu_check_dry_run_lists_every_step_within_eight_minutes(tmp_path):
+    out = _dry("gpu_check.sh", tmp_path)
+    steps = [line for line in out.splitlines() if line.startswith("+ [")]
+    assert [s.split(",")[0][3:] for s in steps] == ["install", "suite", "train", "compress", "profile"]
+    assert "pytest --device cuda -x" in out and "--epochs 2 --device cuda" in out
+    assert "--recipe recipes/gpu-check.yaml" in out and "--device cuda" in steps[-1]
+    limits = [int(s.split("at most ")[1].split("s]")[0]) for s in steps]
+    assert sum(limits) <= 8 * 60
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+def test_gpu_wheels_dry_run_fetches_torch_pruning_and_the_data(tmp_path):
+    out = _dry("gpu_wheels.sh", tmp_path)
+    assert "torch-pruning==" in out and "--only-binary=:all:" in out and "-ubyte.gz" in out
+    assert not (tmp_path / "wheels").exists()
+
+
+def test_wheels_folder_is_ignored_by_git():
+    assert "wheels/" in (ROOT / ".gitignore").read_text().split()
