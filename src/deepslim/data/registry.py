@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core import DeepslimError, Registry
 from .splits import DataSplits
+from .text import TextSplits
 
 DATASETS: Registry = Registry("data set")
 register_dataset = DATASETS.register
@@ -20,11 +21,12 @@ def list_datasets() -> list[str]:
 
 
 def load_dataset(name: str, *, subset: int | None = None, val_fraction: float = 1 / 12, seed: int = 0,
-                 **options) -> DataSplits:
+                 **options) -> DataSplits | TextSplits:
     """Load a registered data set as train/val/test splits, held in memory and normalised.
 
     ``subset`` keeps only that many training images (for fast tests); the test split is
     always whole. The validation split is carved from the training pool with ``seed``.
+    Text data sets (registered with a ``task``, e.g. ``debian-descriptions``) return ``TextSplits``.
 
     Example:
         >>> data = load_dataset("synthetic", subset=256)
