@@ -6,7 +6,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from deepslim.profiling.latency import environment as runtime_environment
+from deepslim.profiling.environment import environment as runtime_environment
 
 SPEEDUP_HEADERS = [f"{runtime} b{bs} speed-up [min-max]" for runtime in ("torch", "onnxruntime") for bs in (1, 64)]
 

@@ -16,13 +16,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import deepslim
 from deepslim.export.onnx import onnx_session
 from deepslim.export.onnx_io import ort_feed
-from deepslim.profiling.latency import compare_latency, default_threads, describe_speedup, environment
+from deepslim.profiling.environment import environment
+from deepslim.profiling.latency import compare_latency, default_threads, describe_speedup
 from deepslim.quantize.int8 import export_int8_dynamic
 from deepslim.text import tokenize
 from deepslim.train.retrieval import retrieval_metrics

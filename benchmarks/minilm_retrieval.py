@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 import deepslim
-from deepslim.profiling.latency import environment
+from deepslim.profiling.environment import environment
 from deepslim.train.retrieval import retrieval_metrics
 
 

@@ -35,3 +35,16 @@ class ToyResidual(SerializableModule):
 def toy_mlp(in_features: int = 784, hidden: int = 32, num_classes: int = 10) -> nn.Module:
     """Flatten -> Linear -> ReLU -> Linear."""
     return nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+
+class ImageAndFeatures(nn.Module):
+    """Two positional inputs: a conv over a (3, H, W) image and a linear over 6 features, summed into 3 logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 3)
+        self.extra = nn.Linear(6, 5)
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, image, features):
+        return self.head(self.conv(image).mean((2, 3)) + self.extra(features))

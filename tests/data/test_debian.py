@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from deepslim.core import DeepslimError
-from deepslim.data import TextPairs, TextSplits, list_datasets, load_dataset
-from deepslim.data import debian
+from deepslim.data import TextPairs, TextSplits, debian, list_datasets, load_dataset
 
 FIXTURE = Path(__file__).parent / "fixtures" / "debian_small"
 MAIN = "deb.debian.org_debian_dists_bookworm_main_i18n_Translation-en"

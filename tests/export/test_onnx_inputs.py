@@ -10,17 +10,7 @@ import deepslim
 from deepslim.core import DeepslimError
 from deepslim.export import evaluate_onnx, onnx_session
 from deepslim.export.onnx import run_onnx, run_onnx_outputs
-
-
-class ImageAndFeatures(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 5, 3)
-        self.extra = nn.Linear(6, 5)
-        self.head = nn.Linear(5, 3)
-
-    def forward(self, image, features):
-        return self.head(self.conv(image).mean((2, 3)) + self.extra(features))
+from deepslim.testing import ImageAndFeatures
 
 
 class Pooled(nn.Module):

@@ -8,19 +8,7 @@ import deepslim
 from deepslim.core import DeepslimError
 from deepslim.profiling import count_ops, measure_latency, peak_activation_bytes
 from deepslim.profiling.latency import compare_latency
-
-
-class ImageAndFeatures(nn.Module):
-    """Two positional inputs: a conv over an image and a linear over a feature vector, summed."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 5, 3)
-        self.extra = nn.Linear(6, 5)
-        self.head = nn.Linear(5, 3)
-
-    def forward(self, image, features):
-        return self.head(self.conv(image).mean((2, 3)) + self.extra(features))
+from deepslim.testing import ImageAndFeatures
 
 
 class Pooled(nn.Module):

@@ -11,7 +11,8 @@ from ..core import DeepslimError
 from ..export.onnx import export_onnx, onnx_session, run_onnx
 from ..profiling import profile
 from ..profiling.energy import EnergySettings, codecarbon_measure, inference_energy_per_1000, measure_power
-from ..profiling.latency import cpu_description, measure_latency
+from ..profiling.environment import cpu_description
+from ..profiling.latency import measure_latency
 from ..profiling.size import compact_weight_bytes, path_bytes, stored_weights
 from ..train import check_input_shape
 from .args import add_command, parse_kwargs, parse_shape, print_json

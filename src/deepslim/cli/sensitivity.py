@@ -13,7 +13,6 @@ from .args import add_command, add_subset_arg, data_options, data_record, print_
 from .options import refuse_model_args
 from .resolve import add_model_source_args, resolve_model
 
-
 BN_IMAGES = 2048  # training images BatchNorm statistics are re-estimated on in every trial
 
 

@@ -16,8 +16,7 @@ from ..data import load_dataset
 from ..export import is_artifact, save
 from ..export.model_card import write_model_card
 from ..models import create_model
-from ..train import TrainConfig, Trainer, evaluate
-from ..train import distributed
+from ..train import TrainConfig, Trainer, distributed, evaluate
 from ..train.checkpoint import load_checkpoint
 from .args import add_command, add_data_args, data_options, parse_kwargs, print_json
 

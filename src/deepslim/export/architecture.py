@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError, SerializableModule
+from ..core.ties import retie as retie_tensors
 
 TRUSTED_PREFIXES = ("torch.nn.", "deepslim.")
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -308,47 +309,10 @@ def adopt_saved_shapes(model: nn.Module, shapes: dict[str, tuple]) -> None:
             owner._buffers[attr] = torch.empty(want, dtype=tensor.dtype)
 
 
-def tied_tensors(model: nn.Module) -> dict[str, str]:
-    """Parameters and buffers reachable under several names (tied weights), as ``{alias: first name}``.
-
-    Rebuilding each module from its own record gives every name its own tensor, so the ties are
-    recorded beside the tree (``architecture.json``'s ``tied``) and restored by ``retie``.
-
-    Example:
-        >>> pair = nn.ModuleDict({"embed": nn.Embedding(10, 4), "head": nn.Linear(4, 10, bias=False)})
-        >>> pair["head"].weight = pair["embed"].weight
-        >>> tied_tensors(pair)
-        {'head.weight': 'embed.weight'}
-    """
-    first: dict[int, str] = {}
-    ties = {}
-    named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
-    for name, tensor in named:
-        if id(tensor) in first:
-            ties[name] = first[id(tensor)]
-        else:
-            first[id(tensor)] = name
-    return ties
-
-
 def retie(model: nn.Module, ties: dict[str, str]) -> None:
-    """Make every alias in ``ties`` the very same Parameter (or buffer) as its source again."""
-    for alias, source in ties.items():
-        try:
-            holder, attr = _owner(model, source)
-            owner, alias_attr = _owner(model, alias)
-        except (AttributeError, KeyError) as exc:
-            raise DeepslimError(f"architecture.json ties '{alias}' to '{source}', which the model lacks",
-                                hint="the artifact's files come from different models; save it again") from exc
-        if attr in holder._parameters:
-            owner._parameters[alias_attr] = holder._parameters[attr]
-        else:
-            owner._buffers[alias_attr] = holder._buffers[attr]
-
-
-def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
-    owner_name, _, attr = name.rpartition(".")
-    owner = model.get_submodule(owner_name)
-    if attr not in owner._parameters and attr not in owner._buffers:
-        raise KeyError(name)
-    return owner, attr
+    """``core.ties.retie`` for a loaded artifact, with an error that says what went wrong."""
+    try:
+        retie_tensors(model, ties)
+    except (AttributeError, KeyError) as exc:
+        raise DeepslimError(f"architecture.json ties tensors the model lacks ({exc})",
+                            hint="the artifact's files come from different models; save it again") from exc

@@ -19,8 +19,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..core import DeepslimError
+from ..core.ties import tied_tensors
 from . import compact
-from .architecture import adopt_saved_shapes, module_to_spec, retie, spec_to_module, tied_tensors
+from .architecture import adopt_saved_shapes, module_to_spec, retie, spec_to_module
 from .files import write_atomic, write_json_atomic
 
 ARCHITECTURE, WEIGHTS, METADATA = "architecture.json", "weights.safetensors", "metadata.json"

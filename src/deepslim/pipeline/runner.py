@@ -30,17 +30,18 @@ from torch import nn
 
 from ..core import DeepslimError, log
 from ..core.errors import Interrupted
+from ..core.text import plural
 from ..distill import KD, Distillation
 from ..export import export_onnx, load, save
 from ..export.files import write_atomic, write_json_atomic
-from ..export.model_card import write_model_card
 from ..profiling.counting import count_ops
-from ..core.text import plural
-from ..profiling.latency import environment, interleave_latency
+from ..profiling.environment import environment
+from ..profiling.latency import interleave_latency
 from ..prune.masks import KeepMasked, MaskSet
 from ..train import TrainConfig, Trainer
 from . import compare as comparing
 from .measure import BATCH_SIZES, layer_macs, measure
+from .publish import deployed_onnx, describe_saved_model, provenance, publish
 from .recipe import Recipe, Stage
 from .techniques import INT8_FILE, TECHNIQUES, StageContext
 
@@ -101,11 +102,6 @@ def _masks_from_zeros(model: nn.Module, names: list[str]) -> MaskSet:
     modules = dict(model.named_modules())
     return MaskSet({n: (modules[n].weight != 0).cpu() for n in names if n in modules
                     and getattr(modules[n], "weight", None) is not None})
-
-
-def _deployed_onnx(folder: Path) -> Path:
-    """A stage's deployable ONNX file: the int8 one when the stage quantized."""
-    return folder / INT8_FILE if (folder / INT8_FILE).is_file() else folder / "model.onnx"
 
 
 def _model_dir(out: Path, recipe: Recipe, index: int) -> Path:
@@ -242,7 +238,7 @@ def _keep_check(compare: Callable, out: Path, recipe: Recipe, source: int, index
                 latency_seconds: float) -> dict:
     """``keep: if_faster``: time the stage against its input now, before the next stage builds on it."""
     log(f"  keep: if_faster: timing stage {index} against its input on ONNX Runtime, interleaved")
-    timed = compare([_deployed_onnx(_model_dir(out, recipe, source)), _deployed_onnx(_model_dir(out, recipe, index))],
+    timed = compare([deployed_onnx(_model_dir(out, recipe, source)), deployed_onnx(_model_dir(out, recipe, index))],
                     example.cpu(), batch_sizes=BATCH_SIZES, runtimes=(comparing.RUNTIME,),
                     min_seconds=max(latency_seconds, 0.05) * 5)
     decision = comparing.keep_decision({str(t.batch_size): t.compare(0, 1).to_dict() for t in timed})
@@ -261,13 +257,13 @@ def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, example, latenc
     metrics["final"] = {k: v for k, v in record.items() if k != "details"}
     metrics["final"]["layer_macs"] = layer_macs(load(final_dir / "model").cpu(), example.cpu()) \
         if not (final_dir / INT8_FILE).is_file() else record.get("layer_macs", {})
-    _publish(final_dir, out, _provenance(metrics, recipe, source, command))
+    publish(final_dir, out, provenance(metrics, recipe, source, command))
     # One comparison feeds the table, the flags and the headline: the baseline and every stage's
     # deployed ONNX model timed in turns, so drifts of a shared machine hit all alike. The window
     # is long (10x the per-stage one, per model pair) because small models' batch-1 times on a
     # shared 2-core VM flip between two levels every few seconds (BENCHMARKS.md, "Batch-1 levels
     # on this machine"): a short window lands in one level; a long one gives the median over both.
-    files = [_deployed_onnx(_model_dir(out, recipe, i)) for i in range(len(recipe.stages) + 1)]
+    files = [deployed_onnx(_model_dir(out, recipe, i)) for i in range(len(recipe.stages) + 1)]
     labels = ["baseline"] + [f"{s['index']}. {s['name']}" for s in metrics["stages"]]
     window = max(latency_seconds, 0.05) * 10
     log(f"timing the baseline and {plural(len(recipe.stages), 'stage')} in turns on ONNX Runtime "
@@ -289,22 +285,6 @@ def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, example, latenc
         log(f"note: {flag}")
     save_metrics()
     write_report(out)
-
-
-def _provenance(metrics: dict, recipe: Recipe, source: str, command: str) -> dict:
-    """What OUT/model's metadata says about how it was made (model cards read it)."""
-    base, final = metrics["baseline"], metrics["final"]
-    shipped = [s for s in metrics["stages"] if s.get("kept", True)]
-    epochs = sum(s.get("finetune", {}).get("epochs", 0) for s in shipped)
-    return {"compression": {
-        "source": source, "method": f"recipe {recipe.name}", "recipe": recipe.name, "command": command,
-        "stages": [f"{s['index']}. {s['name']} ({s['technique']})" for s in shipped],
-        "dropped": [f"{s['index']}. {s['name']}" for s in metrics["stages"] if not s.get("kept", True)],
-        "accuracy_before": base["accuracy"], "accuracy_after": final["accuracy"],
-        "macs_before": base["macs"], "macs_after": final["macs"], "finetune_epochs": epochs,
-        "distilled": any(s.get("finetune", {}).get("distill") for s in shipped),
-        "data": {k: metrics["data"][k] for k in ("train_images", "subset")},
-        "batchnorm_reestimated": any("batchnorm_reestimated" in s.get("details", {}) for s in shipped)}}
 
 
 def _measure_baseline(original: nn.Module, folder: Path, data, example, latency_seconds, device) -> dict:
@@ -388,7 +368,7 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
         model.to(device)
         measured = measure(model, work_dir / "model.onnx", data, example, int8=False, latency_seconds=latency_seconds,
                            device=device)
-    _describe_saved_model(work_dir / "model", measured, len(data.test), ctx.int8_path)
+    describe_saved_model(work_dir / "model", measured, len(data.test), ctx.int8_path)
     unstructured = [n for n in details.get("plan", {}).get("layers", {})
                     if "sparsity" in details["plan"]["layers"][n]]
     record = {"index": index, "name": stage.name, "technique": stage.technique, "config": stage.config.to_dict(),
@@ -399,38 +379,3 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
     write_json_atomic(work_dir / "stage.json", record)
     work_dir.rename(final_dir)
     return record, model
-
-
-def _describe_saved_model(model_dir: Path, measured: dict, test_images: int, int8_path: Path | None) -> None:
-    """Give a stage's saved model its own measured accuracy and, for int8, the deployed ONNX file.
-
-    ``deepslim eval``/``profile`` then measure what the stage ships (the int8 ONNX model on ONNX
-    Runtime), and the folder no longer carries the input model's metrics inherited by ``save``.
-    """
-    meta_file = model_dir / "metadata.json"
-    meta = json.loads(meta_file.read_text())
-    meta["metrics"] = {"test_accuracy": measured["accuracy"], "test_images": test_images,
-                       "runtime": measured["runtime"]}
-    if int8_path is not None:
-        write_atomic(model_dir / INT8_FILE, lambda p: shutil.copyfile(int8_path, p))
-        meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
-    write_json_atomic(meta_file, meta)
-
-
-def _publish(stage_dir: Path, out: Path, provenance: dict) -> None:
-    """Copy the shipped model and its ONNX file to OUT/model and OUT/model.onnx (atomically).
-
-    OUT/model's metadata also names the source model and the recipe (``provenance``).
-    """
-    tmp = out / "model.partial"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(stage_dir / "model", tmp)
-    meta = json.loads((tmp / "metadata.json").read_text())
-    write_json_atomic(tmp / "metadata.json", {**meta, **provenance})
-    write_model_card(tmp)  # names the source model, the recipe and its stages
-    if (out / "model").exists():
-        shutil.rmtree(out / "model")
-    tmp.rename(out / "model")
-    source = _deployed_onnx(stage_dir)
-    write_atomic(out / "model.onnx", lambda p: shutil.copyfile(source, p))

@@ -16,7 +16,6 @@ normalisation, pooling, element-wise adds, softmax) count one FLOP per element i
 from __future__ import annotations
 
 import contextlib
-
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field

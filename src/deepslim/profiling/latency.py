@@ -12,7 +12,6 @@ includes 1.0x).
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import tempfile
 import time
@@ -24,9 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core import DeepslimError, cpu_name
+from ..core import DeepslimError
 from ..core.inputs import as_args_kwargs, check_inputs, model_device, move_inputs, repeat_batch
-from ..core.device import cpu_features
 
 RUNTIMES = ("torch", "onnxruntime")
 
@@ -357,23 +355,3 @@ def compare_latency(baseline, candidate, example_inputs, *, batch_sizes=(1, 64),
                                calls_per_round=calls_per_round, settle_ms=settle_ms, settle_calls=settle_calls,
                                turn_ms=turn_ms)
     return [t.compare(0, 1) for t in timed]
-
-
-def cpu_description() -> dict:
-    """CPU model and core count, recorded beside every timing."""
-    return {"cpu": cpu_name(), "cpu_features": cpu_features(), "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
-
-
-def environment() -> dict:
-    """Python, CPU and the versions of the packages that decide speed: recorded with every benchmark."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    env = {"python": platform.python_version(), **cpu_description()}
-    for pkg in ("torch", "onnxruntime", "onnx", "torch-pruning", "deepslim"):
-        try:
-            env[pkg] = version(pkg)
-        except PackageNotFoundError:
-            env[pkg] = "not installed"
-    return env

@@ -78,6 +78,13 @@ class ChannelPruning(Config):
 GROUP_IMPORTANCES = ("l1", "l2", "taylor", "random")
 
 
+def _check_group_pruning(config: Config) -> None:
+    """The fields HeadPruning and FFNPruning share: a ratio below 1, an importance, a scope."""
+    config.check_range("ratio", 0.0, 1.0, high_inclusive=False)
+    config.check_choice("importance", GROUP_IMPORTANCES)
+    config.check_choice("scope", SCOPES)
+
+
 @dataclass
 class HeadPruning(Config):
     """Remove ``ratio`` of the attention heads, whole (their q/k/v rows and output-projection columns),
@@ -100,9 +107,7 @@ class HeadPruning(Config):
     scope: str = "layer"
 
     def __post_init__(self):
-        self.check_range("ratio", 0.0, 1.0, high_inclusive=False)
-        self.check_choice("importance", GROUP_IMPORTANCES)
-        self.check_choice("scope", SCOPES)
+        _check_group_pruning(self)
 
 
 @dataclass
@@ -121,9 +126,7 @@ class FFNPruning(Config):
     scope: str = "layer"
 
     def __post_init__(self):
-        self.check_range("ratio", 0.0, 1.0, high_inclusive=False)
-        self.check_choice("importance", GROUP_IMPORTANCES)
-        self.check_choice("scope", SCOPES)
+        _check_group_pruning(self)
 
 
 UNSTRUCTURED = (MagnitudePruning, RandomPruning, NMSparsity)

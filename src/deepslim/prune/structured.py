@@ -23,6 +23,7 @@ from torch import nn
 
 from ..core import DeepslimError
 from ..core.inputs import Batch, call_model, check_same_structure, model_device, move_inputs, split_batch
+from ..core.ties import retie, tensor_owner, tied_tensors
 from .attention import attention_layers, projections, sync_attention
 from .config import ChannelPruning
 from .select import PRUNABLE, check_names_exist, classifier_head
@@ -138,29 +139,16 @@ def _meeting_buffers(model: nn.Module, inputs, lifted) -> list[nn.Module]:
     return keep
 
 
-def _ties(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
-    """Places (module, attribute) that hold one shared Parameter (weight tying), for each shared one."""
-    places: dict[int, dict[tuple[int, str], tuple[nn.Module, str]]] = {}
-    for module in model.modules():
-        for name, param in module._parameters.items():
-            if param is not None:
-                places.setdefault(id(param), {})[(id(module), name)] = (module, name)
-    return [list(p.values()) for p in places.values() if len(p) > 1]
-
-
-def _retie(ties: list[list[tuple[nn.Module, str]]]) -> None:
+def _retie(model: nn.Module, ties: dict[str, str]) -> None:
     """Torch-Pruning slices each user of a tied weight into its own new Parameter: share one again. The
     slices are equal when the tie's dimension was pruned as one group; anything else is refused."""
-    for places in ties:
-        (first_module, first_name), *others = places
-        shared = first_module._parameters[first_name]
-        for module, name in others:
-            param = module._parameters[name]
-            if param is not shared and (param.shape != shared.shape or not torch.equal(param, shared)):
-                raise DeepslimError(f"pruning would untie a shared weight ({type(first_module).__name__}.{first_name}, "
-                                    f"{type(module).__name__}.{name}: {list(shared.shape)} vs {list(param.shape)})",
-                                    hint="skip one of the tied layers via per_layer={'name': 0}")
-            module._parameters[name] = shared
+    for alias, source in ties.items():
+        shared, param = (getattr(*tensor_owner(model, name)) for name in (source, alias))
+        if param is not shared and (param.shape != shared.shape or not torch.equal(param, shared)):
+            raise DeepslimError(f"pruning would untie a shared weight ({source}, {alias}: "
+                                f"{list(shared.shape)} vs {list(param.shape)})",
+                                hint="skip one of the tied layers via per_layer={'name': 0}")
+    retie(model, ties)
 
 
 def run_pruner(model: nn.Module, example_inputs, importance_name: str, options: dict | Callable[[], dict], *,
@@ -184,7 +172,7 @@ def run_pruner(model: nn.Module, example_inputs, importance_name: str, options: 
     try:
         if prepare is not None:
             prepare()
-        lifted, ties = _lift_buffers(model), _ties(model)
+        lifted, ties = _lift_buffers(model), tied_tensors(model)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -204,7 +192,7 @@ def run_pruner(model: nn.Module, example_inputs, importance_name: str, options: 
             warnings.simplefilter("ignore")
             pruner.step()
         _lower_buffers(lifted)
-        _retie(ties)
+        _retie(model, ties)
         if finish is not None:
             finish(pruner)
         model.zero_grad(set_to_none=True)

@@ -24,8 +24,17 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError
-from ..core.inputs import (Batch, batch_size, call_model, check_inputs, check_same_structure, output_tensors,
-                           slice_batch, split_batch, tensors)
+from ..core.inputs import (
+    Batch,
+    batch_size,
+    call_model,
+    check_inputs,
+    check_same_structure,
+    output_tensors,
+    slice_batch,
+    split_batch,
+    tensors,
+)
 
 # Images are calibrated in chunks of this many, as they always were (same ranges, same files).
 IMAGE_CHUNK = 64

@@ -26,8 +26,15 @@ from torch import nn
 
 from ..core import DeepslimError, progress, resolve_device
 from ..core.inputs import batch_size as samples_in
-from ..core.inputs import (call_model, check_inputs, check_same_structure, move_inputs, output_tensors, slice_batch,
-                           split_batch)
+from ..core.inputs import (
+    call_model,
+    check_inputs,
+    check_same_structure,
+    move_inputs,
+    output_tensors,
+    slice_batch,
+    split_batch,
+)
 from ..data import BatchLoader, TensorData
 from .task import Task, metric_value
 

@@ -1,0 +1,74 @@
+"""What a run hands over: each stage's saved model described as what it ships, and the final model
+published as OUT/model and OUT/model.onnx with a record of how it was made.
+
+Example:
+    >>> deployed_onnx(Path("runs/demo/stages/02-int8")).name          # doctest: +SKIP
+    'model.int8.onnx'
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..export.files import write_atomic, write_json_atomic
+from ..export.model_card import write_model_card
+from .recipe import Recipe
+from .techniques import INT8_FILE
+
+
+def deployed_onnx(folder: Path) -> Path:
+    """A stage's deployable ONNX file: the int8 one when the stage quantized."""
+    return folder / INT8_FILE if (folder / INT8_FILE).is_file() else folder / "model.onnx"
+
+
+def provenance(metrics: dict, recipe: Recipe, source: str, command: str) -> dict:
+    """What OUT/model's metadata says about how it was made (model cards read it)."""
+    base, final = metrics["baseline"], metrics["final"]
+    shipped = [s for s in metrics["stages"] if s.get("kept", True)]
+    epochs = sum(s.get("finetune", {}).get("epochs", 0) for s in shipped)
+    return {"compression": {
+        "source": source, "method": f"recipe {recipe.name}", "recipe": recipe.name, "command": command,
+        "stages": [f"{s['index']}. {s['name']} ({s['technique']})" for s in shipped],
+        "dropped": [f"{s['index']}. {s['name']}" for s in metrics["stages"] if not s.get("kept", True)],
+        "accuracy_before": base["accuracy"], "accuracy_after": final["accuracy"],
+        "macs_before": base["macs"], "macs_after": final["macs"], "finetune_epochs": epochs,
+        "distilled": any(s.get("finetune", {}).get("distill") for s in shipped),
+        "data": {k: metrics["data"][k] for k in ("train_images", "subset")},
+        "batchnorm_reestimated": any("batchnorm_reestimated" in s.get("details", {}) for s in shipped)}}
+
+
+def describe_saved_model(model_dir: Path, measured: dict, test_images: int, int8_path: Path | None) -> None:
+    """Give a stage's saved model its own measured accuracy and, for int8, the deployed ONNX file.
+
+    ``deepslim eval``/``profile`` then measure what the stage ships (the int8 ONNX model on ONNX
+    Runtime), and the folder no longer carries the input model's metrics inherited by ``save``.
+    """
+    meta_file = model_dir / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta["metrics"] = {"test_accuracy": measured["accuracy"], "test_images": test_images,
+                       "runtime": measured["runtime"]}
+    if int8_path is not None:
+        write_atomic(model_dir / INT8_FILE, lambda p: shutil.copyfile(int8_path, p))
+        meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
+    write_json_atomic(meta_file, meta)
+
+
+def publish(stage_dir: Path, out: Path, record: dict) -> None:
+    """Copy the shipped model and its ONNX file to OUT/model and OUT/model.onnx (atomically).
+
+    OUT/model's metadata also names the source model and the recipe (``record``, from ``provenance``).
+    """
+    tmp = out / "model.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(stage_dir / "model", tmp)
+    meta = json.loads((tmp / "metadata.json").read_text())
+    write_json_atomic(tmp / "metadata.json", {**meta, **record})
+    write_model_card(tmp)  # names the source model, the recipe and its stages
+    if (out / "model").exists():
+        shutil.rmtree(out / "model")
+    tmp.rename(out / "model")
+    source = deployed_onnx(stage_dir)
+    write_atomic(out / "model.onnx", lambda p: shutil.copyfile(source, p))
