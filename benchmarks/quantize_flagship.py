@@ -6,6 +6,12 @@ Accuracy on the full 10,000-image test split. int8 models are timed against the 
 model interleaved on ONNX Runtime at batch 1 and 64 (shared/BENCHMARKING.md).
 
     .venv/bin/python benchmarks/quantize_flagship.py --json benchmarks/results/quantize_flagship.json
+
+``--only adaround`` runs just the AdaRound section: round-to-nearest against AdaRound with the same
+calibration images and observer, at int8 (ONNX Runtime) and at 4-bit weights (PyTorch fake-quant),
+on the flagship and on fmnist-cnn:
+
+    .venv/bin/python benchmarks/quantize_flagship.py --only adaround --json benchmarks/results/adaround.json
 """
 
 from __future__ import annotations
@@ -61,7 +67,11 @@ def main() -> int:
     parser.add_argument("--lowbit-epochs", type=int, default=3)
     parser.add_argument("--latency-seconds", type=float, default=1.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", choices=("adaround",), help="run one section only")
+    parser.add_argument("--adaround-iterations", type=int, default=1000)
     args = parser.parse_args()
+    if args.only == "adaround":
+        return adaround_section(args)
     data = deepslim.load_dataset("fashion-mnist")
     model = deepslim.load_pretrained("fmnist-resnet").eval()
     calibration = data.train.images[: args.calib]
@@ -134,6 +144,67 @@ def main() -> int:
     print(f"\ncalibration: {args.calib} training images; {env}")
     write_json(args.json, {"args": vars(args) | {"json": str(args.json)}, "onnx": rows, "low_bit": low_bit,
                            "fp32_pytorch_accuracy": base, "environment": env})
+    return 0
+
+
+def adaround_rows(name: str, data, calibration: torch.Tensor, iterations: int) -> list[dict]:
+    """Round-to-nearest vs AdaRound on one shipped model: int8 on ONNX Runtime, and 4-bit weights
+    (8-bit activations, mse observer, as the low-bit rows above) simulated in PyTorch."""
+    model = deepslim.load_pretrained(name).eval()
+    fp32 = evaluate(model, data.test)["accuracy"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rounding in ("nearest", "adaround"):
+            config = PTQConfig(calibration_size=len(calibration), rounding=rounding, adaround_iterations=iterations)
+            t0 = time.perf_counter()
+            info = export_int8(model, calibration, Path(tmp) / f"{rounding}.onnx", config)
+            seconds = time.perf_counter() - t0
+            acc = evaluate_onnx(Path(tmp) / f"{rounding}.onnx", data.test)["accuracy"]
+            rows.append(_adaround_row(name, "int8 (ONNX Runtime, percentile)", rounding, fp32, acc, seconds, info))
+    for rounding in ("nearest", "adaround"):
+        config = PTQConfig(observer="mse", calibration_size=len(calibration), rounding=rounding,
+                           adaround_iterations=iterations)
+        report: dict = {}
+        t0 = time.perf_counter()
+        fake = quantize_(model, config, calibration, weight_bits=4, report=report)
+        seconds = time.perf_counter() - t0
+        acc = evaluate(fake, data.test)["accuracy"]
+        rows.append(_adaround_row(name, "4-bit weights (PyTorch, mse)", rounding, fp32, acc, seconds,
+                                  {"adaround": report} if report else {}))
+    return rows
+
+
+def _adaround_row(model: str, setting: str, rounding: str, fp32: float, acc: float, seconds: float, info: dict) -> dict:
+    row = {"model": model, "setting": setting, "rounding": rounding, "fp32_accuracy": fp32, "accuracy": acc,
+           "seconds": seconds}
+    layers = info.get("adaround", {}).get("layers", {})
+    if layers:
+        row["layers_with_lower_error"] = sum(r["adaround_error"] < r["nearest_error"] for r in layers.values())
+        row["layers"] = len(layers)
+        row["settled"] = min(r["settled"] for r in layers.values())
+    log(f"{model} {setting} {rounding}: {acc:.2f}% (fp32 {fp32:.2f}%) in {seconds:.0f} s")
+    return row
+
+
+def adaround_section(args) -> int:
+    data = deepslim.load_dataset("fashion-mnist")
+    calibration = data.train.images[: args.calib]
+    rows = [r for name in ("fmnist-resnet", "fmnist-cnn")
+            for r in adaround_rows(name, data, calibration, args.adaround_iterations)]
+    table = []
+    for nearest, ada in zip(rows[::2], rows[1::2]):
+        lost = nearest["fp32_accuracy"] - nearest["accuracy"]
+        recovered = (ada["accuracy"] - nearest["accuracy"]) / lost if lost > 0 else float("nan")
+        table.append([ada["model"], ada["setting"], f"{ada['fp32_accuracy']:.2f}", f"{nearest['accuracy']:.2f}",
+                      f"{ada['accuracy']:.2f}", f"{100 * recovered:.0f}%" if lost > 0 else "no loss to recover",
+                      f"{ada['layers_with_lower_error']}/{ada['layers']}", f"{nearest['seconds']:.0f} / {ada['seconds']:.0f}"])
+    print(markdown_table(["model", "setting", "fp32 %", "nearest %", "AdaRound %", "loss recovered",
+                          "layers with lower output error", "seconds (nearest / AdaRound)"], table))
+    env = environment()
+    print(f"\ncalibration: the first {args.calib} training images for both roundings; AdaRound "
+          f"{args.adaround_iterations} iterations per layer; full 10,000-image test split; {env}")
+    write_json(args.json, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                           "rows": rows, "environment": env})
     return 0
 
 

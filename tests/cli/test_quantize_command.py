@@ -32,3 +32,23 @@ def test_low_bit_ptq_is_simulated_and_bad_bits_refused(cli, trained, tmp_path):
     assert code == 2 and "outside 1-8" in err
     code, _, err = cli("quantize", trained, "--keep-float", "nope", "--out", tmp_path / "qx")
     assert code == 2 and "no layer 'nope'" in err
+
+
+def test_adaround_ptq_rounds_once_for_both_paths_and_reports(cli, trained, tmp_path):
+    code, out, _ = cli("quantize", trained, "--rounding", "adaround", "--adaround-iterations", "10",
+                       "--calibration-images", "64", "--out", tmp_path / "ada", "--json")
+    result = json.loads(out)
+    assert code == 0 and (tmp_path / "ada" / "model.int8.onnx").is_file()
+    assert result["adaround"]["layers_rounded"] == 5 and result["adaround"]["iterations"] == 10
+    assert deepslim.load(tmp_path / "ada").deepslim_metadata["quantization"]["config"]["rounding"] == "adaround"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--adaround-iterations", "5"), "--adaround-iterations has no effect without --rounding adaround"),
+    (("--rounding", "adaround", "--adaround-iterations", "0"), "iterations must be a positive integer"),
+    (("--rounding", "adaround", "--calibration-images", "16"), "at least 64 calibration samples, got 16"),
+    (("--method", "qat", "--rounding", "adaround"), "post-training method"),
+])
+def test_adaround_bad_options_are_refused(cli, trained, tmp_path, argv, message):
+    code, _, err = cli("quantize", trained, *argv, "--out", tmp_path / "bad")
+    assert code == 2 and message in err and not (tmp_path / "bad").exists()

@@ -229,6 +229,32 @@ def _export_int8_check(case, model, info, before):
     _assert_close(_ort_outputs(path, inputs), _outputs(model, inputs), rtol_of_range=INT8_RTOL)
 
 
+# AdaRound needs at least 64 calibration samples; the cases carry 24, so they are seen three times.
+def _adaround_call(case, model, tmp):
+    report: dict = {}
+    config = deepslim.PTQConfig(rounding="adaround", adaround_iterations=20)
+    return deepslim.quantize_(model, config, case.batches * 3, report=report), report
+
+
+def _adaround_check(case, model, result, before):
+    """Every rounded layer's weight already lies on its grid (the twin rounds it to itself); tied
+    layers are named and left at round-to-nearest, the shared tensor untouched."""
+    quantized, report = result
+    _assert_same_state(before.state, model)
+    from deepslim.quantize import QuantLayer
+
+    assert report["layers"], "AdaRound rounded no layer"
+    modules = dict(quantized.named_modules())
+    for name in report["layers"]:
+        layer = modules[name]
+        assert isinstance(layer, QuantLayer), name
+        assert torch.allclose(layer.quantized_weight(), layer.layer.weight, atol=1e-6, rtol=1e-5), name
+    for alias, source in case.ties:
+        assert alias.rpartition(".")[0] in report["nearest"] or source.rpartition(".")[0] in report["nearest"]
+    inputs = split_batch(case.batches[0])[0]
+    _assert_close(_outputs(quantized, inputs), _outputs(model, inputs), rtol_of_range=INT8_RTOL)
+
+
 def _export_int8_dynamic_call(case, model, tmp):
     return deepslim.export_int8_dynamic(model, case.example, tmp / "model.dyn.onnx")
 
@@ -346,6 +372,7 @@ VERBS: list[Verb] = [
     Verb("factorize_", _factorize_call, _factorize_check, reads_outputs=False),
     Verb("quantize_", _quantize_call, _quantize_check, uses_data=True, reads_outputs=False),
     Verb("export_int8", _export_int8_call, _export_int8_check, uses_data=True),
+    Verb("quantize_:adaround", _adaround_call, _adaround_check, uses_data=True, reads_outputs=False),
     Verb("export_int8_dynamic", _export_int8_dynamic_call, _export_int8_dynamic_check),
     Verb("train", _train_call, _train_check, uses_data=True),
     Verb("evaluate", _evaluate_call, _evaluate_check, uses_data=True),

@@ -191,3 +191,18 @@ def test_a_resume_on_other_data_is_refused(tmp_path):
     with pytest.raises(DeepslimError, match="unfinished run on other data") as err:
         prepare_output(out, recipe, False, tiny_data(n_train=120))
     assert "--subset 200" in err.value.hint
+
+
+def test_quantize_stage_with_adaround_rounds_once_and_records_it(trained, tmp_path, fake_compare):
+    model, data = trained
+    recipe = parse_recipe("name: ada\nstages:\n  - technique: quantize\n    rounding: adaround\n"
+                          "    adaround_iterations: 10\n    calibration_size: 64\n")
+    compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), compare=fake_compare({}))
+    details = json.loads((tmp_path / "out" / "metrics.json").read_text())["stages"][0]["details"]
+    assert len(details["adaround"]["layers"]) == 10 and details["adaround"]["left_at_nearest"] == {}
+    assert len(details["int8"]["quantized_nodes"]) == 10
+
+
+def test_qat_refuses_adaround():
+    with pytest.raises(DeepslimError, match="post-training method"):
+        parse_recipe("name: q\nstages:\n  - technique: qat\n    rounding: adaround\n")

@@ -9,7 +9,17 @@ from ..core.text import plural
 from ..data import load_dataset
 from ..export import evaluate_onnx, save
 from ..export.model_card import write_model_card
-from ..quantize import LowBitConfig, PTQConfig, export_int8, freeze_lowbit_, lowbit_, prepare_qat, quantize_, strip_qat
+from ..quantize import (
+    LowBitConfig,
+    PTQConfig,
+    adaround_model,
+    export_int8,
+    freeze_lowbit_,
+    lowbit_,
+    prepare_qat,
+    quantize_,
+    strip_qat,
+)
 from ..quantize.observers import OBSERVERS
 from ..quantize.qat import qat_export_config
 from ..train import TrainConfig, Trainer, evaluate
@@ -34,18 +44,22 @@ INT8_FILE = "model.int8.onnx"
 METHODS = ("ptq", "qat", "binary", "ternary")
 _INT8 = ("bits", "observer", "percentile", "calibration_images", "keep_float", "equalize", "bias_correction")
 _TRAINING = ("finetune_epochs", "lr", "distill", "device")
+_ROUNDING = ("rounding", "adaround_iterations")
 # The options each method uses; any other of them the user gives is refused, naming what applies.
-APPLIES = {"ptq": _INT8, "qat": _INT8 + _TRAINING, "binary": _TRAINING + ("binary_activations",),
+APPLIES = {"ptq": _INT8 + _ROUNDING, "qat": _INT8 + _TRAINING, "binary": _TRAINING + ("binary_activations",),
            "ternary": _TRAINING}
 HINTS = {**{(d, "ptq"): "ptq does not train: use --method qat to fine-tune" for d in _TRAINING[:3]},
          ("device", "ptq"): "ptq calibrates and evaluates on the CPU; --device is for qat, binary and ternary",
          **{(d, m): "binary/ternary weights are 1 or 2 bits and have no calibrated int8 ranges; the int8 options "
                     "are for --method ptq or qat" for d in _INT8 for m in ("binary", "ternary")},
-         ("binary_activations", "ternary"): "--binary-activations is for --method binary"}
+         ("binary_activations", "ternary"): "--binary-activations is for --method binary",
+         **{(d, "qat"): "qat learns the weights themselves; AdaRound is a post-training method (--method ptq)"
+            for d in _ROUNDING}}
 # Per-method defaults: qat fine-tunes briefly with SGD; binary/ternary train longer with AdamW.
 EPOCHS = {"qat": 2, "binary": 5, "ternary": 5}
 LR = {"qat": 0.005, "binary": 1e-3, "ternary": 1e-3}
-DEFAULTS = {"bits": 8, "observer": "percentile", "percentile": 99.99, "calibration_images": 512, "device": "auto"}
+DEFAULTS = {"bits": 8, "observer": "percentile", "percentile": 99.99, "calibration_images": 512, "device": "auto",
+            "rounding": "nearest", "adaround_iterations": 1000}
 
 
 def add_parser(sub) -> None:
@@ -70,6 +84,11 @@ def add_parser(sub) -> None:
     p.add_argument("--keep-float", metavar="LAYERS", help="ptq, qat: comma-separated layer names to leave in float")
     p.add_argument("--equalize", action="store_true", help="ptq, qat: cross-layer equalization before quantizing")
     p.add_argument("--bias-correction", action="store_true", help="ptq, qat: empirical bias correction")
+    p.add_argument("--rounding", choices=("nearest", "adaround"),
+                   help="ptq: how weights are rounded onto the grid: nearest, or adaround (learned per weight, layer "
+                        "by layer, on the calibration images: minutes, most useful at --bits 4); default nearest")
+    p.add_argument("--adaround-iterations", type=int, metavar="N",
+                   help="with --rounding adaround: optimisation steps per layer; default 1000")
     epochs = p.add_argument("--finetune-epochs", type=int, metavar="N",
                             help="qat, binary, ternary: training epochs; default 2 for qat, 5 for binary/ternary")
     add_alias(p, "--epochs", epochs)
@@ -88,6 +107,8 @@ def check_args(args) -> None:
     refuse_inapplicable(args, args.method, APPLIES, HINTS)
     refuse_unless(args, "percentile", args.observer in (None, "percentile"), "--observer percentile",
                   f"--observer {args.observer} does not use a percentile")
+    refuse_unless(args, "adaround_iterations", args.rounding == "adaround", "--rounding adaround",
+                  "add --rounding adaround, or drop --adaround-iterations")
     trains = args.method != "ptq"
     if trains:
         check_count(args, "finetune_epochs", 1)
@@ -103,7 +124,9 @@ def run(args) -> int:
     check_args(args)
     keep = [n.strip() for n in (args.keep_float or "").split(",") if n.strip()]
     config = PTQConfig(observer=args.observer, percentile=args.percentile, calibration_size=args.calibration_images,
-                       keep_float=keep, equalize=args.equalize, bias_correction=args.bias_correction)
+                       keep_float=keep, equalize=args.equalize, bias_correction=args.bias_correction,
+                       **({"rounding": args.rounding, "adaround_iterations": args.adaround_iterations}
+                          if args.method == "ptq" else {}))
     resolved = resolve_model(args.model, args.model_dir)
     check_output_dir(args.out, resolved.artifact_dir, args.overwrite)
     meta = dict(resolved.model.deepslim_metadata or {})
@@ -162,8 +185,12 @@ def _train_log(args, data, what: str, teacher) -> None:
 
 
 def _ptq(args, model, config, data, calibration, folder):
+    summary = {}
+    if config.rounding == "adaround":  # round once; the twin and the ONNX model both quantize the result
+        model, rounding, config = adaround_model(model, config, calibration, bits=args.bits)
+        summary["adaround"] = _rounding_summary(rounding)
     twin = quantize_(model, config, calibration, weight_bits=args.bits)
-    summary = {"fake_quant_accuracy": evaluate(twin, data.test, desc="test (fake-quant)")["accuracy"]}
+    summary["fake_quant_accuracy"] = evaluate(twin, data.test, desc="test (fake-quant)")["accuracy"]
     if args.bits != 8:
         log(f"{args.bits}-bit weights: ONNX Runtime has no integer conv kernels for them; the model is simulated in PyTorch")
         return twin, summary, False
@@ -171,6 +198,13 @@ def _ptq(args, model, config, data, calibration, folder):
     summary.update(kept_float=info["kept_float"], left_float=info["left_float"],
                    quantized_layers=len(info["quantized_nodes"]))
     return twin, summary, True
+
+
+def _rounding_summary(report: dict) -> dict:
+    layers = report["layers"]
+    return {"layers_rounded": len(layers), "left_at_nearest": report["nearest"],
+            "layers_with_lower_error": sum(r["adaround_error"] < r["nearest_error"] for r in layers.values()),
+            "iterations": report["config"]["iterations"]}
 
 
 def _qat(args, model, config, data, calibration, folder):

@@ -32,7 +32,7 @@ def squeezenet(in_channels: int = 1, num_classes: int = 10, dropout: float = 0.5
     """SqueezeNet 1.1: eight Fire modules and a 1x1-conv classifier (~0.72M params)."""
     check_positive("in_channels", in_channels, "squeezenet")
     check_positive("num_classes", num_classes, "squeezenet")
-    return nn.Sequential(
+    model = nn.Sequential(
         nn.Conv2d(in_channels, 64, 3, padding=1), nn.ReLU(inplace=True),
         nn.MaxPool2d(3, 2, ceil_mode=True),
         Fire(64, 16, 64, 64), Fire(128, 16, 64, 64),
@@ -43,3 +43,20 @@ def squeezenet(in_channels: int = 1, num_classes: int = 10, dropout: float = 0.5
         nn.Dropout(dropout), nn.Conv2d(512, num_classes, 1), nn.ReLU(inplace=True),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
     )
+    _init_weights(model)
+    return model
+
+
+def _init_weights(model: nn.Sequential) -> None:
+    """The reference initialisation (as in torchvision): Kaiming-uniform convs, zero biases, and a
+    small normal classifier. PyTorch's default conv init shrinks the signal through 26 layers
+    without batch norm, so the final ReLU starts dead and training sits at chance (measured here:
+    loss 2.3026 after a full epoch at lr 0.05)."""
+    classifier = model[14]
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            if module is classifier:
+                nn.init.normal_(module.weight, mean=0.0, std=0.01)
+            else:
+                nn.init.kaiming_uniform_(module.weight)
+            nn.init.zeros_(module.bias)

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..core import Config, log
+from ..core import Config, DeepslimError, log
 from ..core.text import plural
 from ..lowrank import Factorization, factorize_
 from ..profiling.counting import count_ops
@@ -32,7 +32,7 @@ from ..prune import (
 )
 from ..prune.masks import KeepMasked
 from ..prune.sensitivity import prune_to_budget, sensitivity_scan
-from ..quantize import PTQConfig, export_int8, quantize_
+from ..quantize import PTQConfig, adaround_model, export_int8, quantize_
 from ..train.batchnorm import recalibrate_batchnorm_
 
 INT8_FILE = "model.int8.onnx"
@@ -80,6 +80,12 @@ class AdaptivePruning(Config):
 @dataclass
 class QAT(PTQConfig):
     """Quantization-aware training (LSQ), then int8 export; epochs and lr come from ``finetune``."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.rounding != "nearest":
+            raise DeepslimError("qat learns the weights themselves; rounding: adaround is a post-training method",
+                                hint="use technique quantize with rounding: adaround, or drop rounding from qat")
 
 
 @dataclass
@@ -151,9 +157,13 @@ def _calibration_note(ctx: StageContext, config: PTQConfig) -> dict:
 def _quantize(ctx: StageContext, config: PTQConfig) -> dict:
     ctx.int8_path = ctx.stage_dir / INT8_FILE
     note = _calibration_note(ctx, config)
-    info = export_int8(ctx.model, ctx.calibration, ctx.int8_path, config)
-    ctx.model = quantize_(ctx.model, config, ctx.calibration)  # the reloadable PyTorch twin
-    return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, **note}
+    model, extra = ctx.model, {}
+    if config.rounding == "adaround":  # round once; the ONNX model and the twin both quantize the result
+        model, rounding, config = adaround_model(model, config, ctx.calibration)
+        extra["adaround"] = {"layers": rounding["layers"], "left_at_nearest": rounding["nearest"]}
+    info = export_int8(model, ctx.calibration, ctx.int8_path, config)
+    ctx.model = quantize_(model, config, ctx.calibration)  # the reloadable PyTorch twin
+    return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, **extra, **note}
 
 
 def _qat(ctx: StageContext, config: QAT) -> dict:

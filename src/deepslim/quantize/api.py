@@ -9,6 +9,7 @@ from torch import nn
 from ..core import DeepslimError, log, set_submodule
 from ..core.inputs import call_model
 from ..prune.select import PRUNABLE, check_names_exist
+from .adaround import adaround_for_ptq
 from .bias_correction import correct_biases_, input_means
 from .config import PTQConfig
 from .data import calibration_batches, check_takes
@@ -54,7 +55,8 @@ def _called_directly(model: nn.Module) -> set[str]:
             if isinstance(module, _READS_CHILD_WEIGHTS) for child, _ in module.named_children()}
 
 
-def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: int = 8) -> nn.Module:
+def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: int = 8,
+              report: dict | None = None) -> nn.Module:
     """Return a fake-quantized copy of ``model``: BN folded, every conv/linear (but ``keep_float``)
     wrapped in ``QuantLayer`` with calibrated input ranges. The input model is not modified.
 
@@ -63,6 +65,10 @@ def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: 
     ``deepslim.core.inputs``); its first ``config.calibration_size`` samples are used. Layers the
     calibration never runs (e.g. projections that ``nn.MultiheadAttention`` applies through their
     weights) stay float.
+
+    With ``config.rounding="adaround"`` the weights are rounded by AdaRound at ``weight_bits``
+    before wrapping; pass a dict as ``report`` to receive what it did (per-layer output errors,
+    and the layers it left at round-to-nearest, with why).
 
     Named with a trailing underscore like the other verbs; since BN folding replaces modules,
     it works on a copy and returns it.
@@ -92,6 +98,10 @@ def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: 
     unseen = [n for n in names if n not in samples]
     if unseen:
         log(f"quantize_: {len(unseen)} layers never ran on the calibration data and stay float: {', '.join(unseen)}")
+    if config.rounding == "adaround":
+        done = adaround_prepared(work, config, calib.batches, bits=weight_bits, per_channel=True, samples=samples)
+        if report is not None:
+            report.update(done)
     for name in names:
         if name in samples:
             low, high = observe(samples[name], config.observer, config.percentile)
@@ -99,3 +109,44 @@ def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: 
     if config.bias_correction:
         correct_biases_(work, means)
     return work.eval()
+
+
+def _rounded_layers(work: nn.Module, config: PTQConfig) -> list[str]:
+    skip = set(config.keep_float) | _called_directly(work)
+    return [n for n, m in work.named_modules() if isinstance(m, PRUNABLE) and n not in skip]
+
+
+def adaround_prepared(work: nn.Module, config: PTQConfig, batches: list, *, bits: int, per_channel: bool,
+                      samples: dict | None = None) -> dict:
+    """AdaRound, in place, on a model already prepared for quantization (``prepare_float_model``):
+    every quantized layer that ran on ``batches``; the input ranges come from ``samples`` (sampled
+    float inputs per layer, computed here when not given) through the config's observer."""
+    names = _rounded_layers(work, config)
+    if samples is None:
+        samples = _input_samples(work, names, batches)
+    seen = [n for n in names if n in samples]
+    return adaround_for_ptq(work, config, batches, seen, bits=bits, per_channel=per_channel,
+                            act_samples={n: samples[n] for n in seen})
+
+
+def adaround_model(model: nn.Module, config: PTQConfig, calibration, *, bits: int = 8) -> tuple[nn.Module, dict, PTQConfig]:
+    """Round once, quantize twice: the float copy of ``model`` that both int8 paths start from (BN
+    folded, equalized if asked) with AdaRound weights on the ``bits``-bit grid, what AdaRound did,
+    and the config that quantizes that copy without preparing or rounding it again. Passing the
+    copy and that config to ``export_int8`` and ``quantize_`` gives the ONNX model and its PyTorch
+    twin from one optimisation. The input model is not modified.
+
+    Example:
+        >>> rounded, report, cfg = adaround_model(model, PTQConfig(rounding="adaround"), images)  # doctest: +SKIP
+        >>> export_int8(rounded, images, "model.int8.onnx", cfg)                              # doctest: +SKIP
+        >>> twin = quantize_(rounded, cfg, images)                                            # doctest: +SKIP
+    """
+    calib = calibration_batches(calibration, config.calibration_size)
+    if config.keep_float:
+        check_names_exist(model, config.keep_float)
+    work = prepare_float_model(model, config)
+    check_takes(work, calib.example, tensor_outputs=False)
+    per_channel = config.per_channel if bits == 8 else True  # below 8 bits only the per-channel twin exists
+    report = adaround_prepared(work, config, calib.batches, bits=bits, per_channel=per_channel)
+    rest = PTQConfig.from_dict({**config.to_dict(), "rounding": "nearest", "fold_bn": False, "equalize": False})
+    return work, report, rest

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core import Config
+from .adaround import AdaRoundConfig
 from .observers import OBSERVERS
+
+ROUNDINGS = ("nearest", "adaround")
 
 
 @dataclass
@@ -15,6 +18,8 @@ class PTQConfig(Config):
 
     ``keep_float`` names layers (module names, as in ``deepslim profile``) left in float.
     ``auto_keep_float`` additionally keeps the N layers whose quantization hurts most.
+    ``rounding="adaround"`` learns each weight's rounding direction on the calibration data
+    (``quantize.adaround``), ``adaround_iterations`` per layer, instead of rounding to nearest.
     """
 
     observer: str = "percentile"
@@ -26,8 +31,12 @@ class PTQConfig(Config):
     fold_bn: bool = True
     equalize: bool = False
     bias_correction: bool = False
+    rounding: str = "nearest"
+    adaround_iterations: int = 1000
 
     def __post_init__(self):
+        self.check_choice("rounding", ROUNDINGS)
+        AdaRoundConfig(iterations=self.adaround_iterations)  # validates (a clear error for <= 0)
         self.check_choice("observer", OBSERVERS)
         self.check_range("percentile", 50.0, 100.0)
         self.check_range("calibration_size", 1, None, integer=True)

@@ -91,6 +91,11 @@ def export_int8(model: nn.Module, calibration, path: str | Path, config: PTQConf
     if config.keep_float:
         check_names_exist(model, config.keep_float)
     work = prepare_float_model(model.cpu() if _on_cpu(model) else copy.deepcopy(model).cpu(), config)
+    rounding = None
+    if config.rounding == "adaround":
+        from .api import adaround_prepared
+
+        rounding = adaround_prepared(work, config, calib.batches, bits=8, per_channel=config.per_channel)
     if config.bias_correction:
         _precorrect_biases(work, calib.batches)
     path = Path(path)
@@ -125,8 +130,12 @@ def export_int8(model: nn.Module, calibration, path: str | Path, config: PTQConf
         log(f"int8: {len(sentinels)} mask tensors (values beyond +-{SENTINEL:g}) stay float: {', '.join(sentinels)}")
     if not_quantizable:
         log(f"int8: ONNX Runtime left these in float (no int8 kernel): {', '.join(not_quantizable)}")
-    return {"path": str(path), "observer": config.observer, "quantized_nodes": quantized, "kept_float": excluded,
+    info = {"path": str(path), "observer": config.observer, "quantized_nodes": quantized, "kept_float": excluded,
             "left_float": not_quantizable, "float_tensors": sentinels, "config": config.to_dict()}
+    if rounding is not None:
+        info["adaround"] = rounding
+    return info
+
 
 
 # Float ops that do real arithmetic: if one survives ONNX Runtime's QDQ fusion, it runs in float.
