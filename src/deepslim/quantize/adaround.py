@@ -55,7 +55,7 @@ class AdaRoundConfig(Config):
     except the schedule: 1,000 iterations per layer instead of 10,000 keep a 20-layer CNN to
     minutes on two CPU cores, and a 10x step (1e-2, not 1e-3) lets V still cross the rectified
     sigmoid's range in them. Measured on the shipped CNNs: at 1e-3 only 43-60% of the soft values
-    reached 0 or 1 in the worst layer, at 1e-2 over 98%, with the same accuracy.
+    reached 0 or 1 in the worst layer, at 1e-2 over 98% (4-bit flagship 94.57% -> 94.66%).
     """
 
     iterations: int = 1000
