@@ -1,0 +1,26 @@
+"""Once-for-all NAS: a search **space**, an elastic **supernet** with standalone **subnets**, an
+**evaluator** that judges an arch, search **strategies**, and **progressive shrinking** to train the
+supernet (see docs/nas.md).
+
+Example:
+    >>> from deepslim.testing import tiny_data
+    >>> from deepslim.nas import Constraints, Evaluator, OFASupernet, evolution_search, extract_subnet
+    >>> net = OFASupernet(widths=(8, 8, 16, 16), head_channels=32)
+    >>> data = tiny_data()
+    >>> judge = Evaluator(net, data.train, data.val, calibration_size=64)
+    >>> result = evolution_search(net.space, judge, budget=6, population=3, sample_size=2,
+    ...                           constraints=Constraints(max_macs=5e6))
+    >>> model = extract_subnet(net, result.best_arch)    # a standalone model: save, export, quantize
+"""
+
+from .evaluator import Evaluation, Evaluator, calibration_images
+from .shrinking import ShrinkingConfig, progressive_shrinking
+from .space import Arch, MBConvSpace, get_space, list_spaces, register_space, space_from_dict
+from .strategies import Constraints, SearchResult, evolution_search, random_search, search
+from .subnet import MBConvBlock, OFASubnet, extract_subnet
+from .supernet import OFASupernet, sort_channels_
+
+__all__ = ["Arch", "Constraints", "Evaluation", "Evaluator", "MBConvBlock", "MBConvSpace", "OFASubnet",
+           "OFASupernet", "SearchResult", "ShrinkingConfig", "calibration_images", "evolution_search",
+           "extract_subnet", "get_space", "list_spaces", "progressive_shrinking", "random_search", "register_space",
+           "search", "sort_channels_", "space_from_dict"]
