@@ -15,6 +15,7 @@ from . import (
     export,
     factorize,
     lottery,
+    nas,
     profile,
     prune,
     quantize,
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (zoo, train, distill, evaluate, export, profile, cost, chart, prune, sensitivity, lottery, factorize,
-                   quantize, compress):
+                   quantize, compress, nas):
         module.add_parser(sub)
     return parser
 

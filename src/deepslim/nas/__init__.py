@@ -14,13 +14,14 @@ Example:
 """
 
 from .evaluator import Evaluation, Evaluator, calibration_images
+from .latency_table import LatencyTable, build_latency_table, predictor_quality
 from .shrinking import ShrinkingConfig, progressive_shrinking
 from .space import Arch, MBConvSpace, get_space, list_spaces, register_space, space_from_dict
 from .strategies import Constraints, SearchResult, evolution_search, random_search, search
 from .subnet import MBConvBlock, OFASubnet, extract_subnet
 from .supernet import OFASupernet, sort_channels_
 
-__all__ = ["Arch", "Constraints", "Evaluation", "Evaluator", "MBConvBlock", "MBConvSpace", "OFASubnet",
-           "OFASupernet", "SearchResult", "ShrinkingConfig", "calibration_images", "evolution_search",
-           "extract_subnet", "get_space", "list_spaces", "progressive_shrinking", "random_search", "register_space",
-           "search", "sort_channels_", "space_from_dict"]
+__all__ = ["Arch", "Constraints", "Evaluation", "Evaluator", "LatencyTable", "MBConvBlock", "MBConvSpace",
+           "OFASubnet", "OFASupernet", "SearchResult", "ShrinkingConfig", "build_latency_table", "calibration_images",
+           "evolution_search", "extract_subnet", "get_space", "list_spaces", "predictor_quality",
+           "progressive_shrinking", "random_search", "register_space", "search", "sort_channels_", "space_from_dict"]

@@ -1,7 +1,8 @@
 """Judge an arch of a supernet: BN recalibration, accuracy, MACs, params and (optionally) latency.
 
 Latency comes from outside through a callable ``latency(arch, model) -> milliseconds``: a per-block
-lookup table (still to come) needs only the arch; a whole-model measurement uses the extracted model.
+lookup table (``LatencyTable.latency_fn(batch)``, ``nas/latency_table.py``) needs only the arch; a
+whole-model measurement uses the extracted model.
 
 Example:
     >>> from deepslim.testing import tiny_data

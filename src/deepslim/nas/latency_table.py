@@ -1,0 +1,509 @@
+"""The latency table for *this* hardware: per-block ONNX Runtime latency of every block a space allows, and a
+predictor that sums it.
+
+Every part a subnet can be made of is exported alone as a tiny ONNX model and timed on ONNX Runtime (CPU,
+threads fixed): the stem, the head (1x1 head conv, pooling, classifier) and, per stage, the first block
+(which changes width and stride) and the later blocks (residual), for every kernel and expand ratio, at that
+block's input size. ``predict(arch, batch)`` is the sum of the arch's parts plus a fitted overhead per batch
+size: a constant and a (negative) per-part term, fitted on a few whole subnets timed in the same sweeps (see
+``LatencyTable.predict`` for why). The table is JSON with the
+environment it was measured in and the space it describes; ``LatencyTable.load`` refuses a corrupt or
+foreign file with a one-line error.
+
+Example:
+    >>> from deepslim.nas import get_space
+    >>> space = get_space("ofa-mbconv", widths=(8, 16), strides=(1, 2), depth_choices=(1, 2),
+    ...                   kernel_choices=(3, 5), expand_choices=(3, 6))
+    >>> table = build_latency_table(space, batch_sizes=(1,), min_seconds=0.01)   # doctest: +SKIP
+    >>> table.predict(space.largest(), 1) > 0                                    # doctest: +SKIP
+    True
+    >>> table.save("runs/ofa/latency.json")                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core import DeepslimError, log, progress
+from .space import Arch, MBConvSpace, space_from_dict
+from .subnet import MBConvBlock
+
+FORMAT = "deepslim-latency-table"
+VERSION = 1
+FILENAME = "latency.json"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The parts of a space and their input shapes
+def _out_size(size: int, stride: int) -> int:
+    # a k x k conv with padding k // 2 (k odd): ceil(size / stride)
+    return (size - 1) // stride + 1
+
+
+def block_key(stage: int, first: bool, kernel: int, expand: int) -> str:
+    """The table key of a block: ``s1.first.k5.e4`` (first block of stage 1) or ``s1.rest.k5.e4``."""
+    return f"s{stage}.{'first' if first else 'rest'}.k{kernel}.e{expand}"
+
+
+@dataclass
+class Part:
+    """One separately timed piece: its table ``key``, a module builder and the input shape (without batch)."""
+
+    key: str
+    build: Callable[[], nn.Module]
+    input_shape: tuple[int, int, int]
+
+
+def _stem(space: MBConvSpace) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(space.in_channels, space.stem_channels, 3, space.stem_stride, 1, bias=False),
+                         nn.BatchNorm2d(space.stem_channels), nn.ReLU(inplace=True))
+
+
+def _head(space: MBConvSpace) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(space.widths[-1], space.head_channels, 1, bias=False),
+                         nn.BatchNorm2d(space.head_channels), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(space.head_channels, space.num_classes))
+
+
+def space_parts(space: MBConvSpace, image_size: int = 28) -> list[Part]:
+    """Every part a subnet of ``space`` is made of: stem, each (stage, first/rest, kernel, expand) block, head.
+
+    Example:
+        >>> from deepslim.nas import get_space
+        >>> len(space_parts(get_space("ofa-mbconv")))      # 4 stages x 2 kinds x 3 kernels x 3 expands + 2
+        74
+    """
+    size = _out_size(image_size, space.stem_stride)
+    parts = [Part("stem", lambda: _stem(space), (space.in_channels, image_size, image_size))]
+    channels = space.stem_channels
+    for s, (width, stride) in enumerate(zip(space.widths, space.strides)):
+        kinds = [(True, channels, stride, size)]
+        if space.max_depth > 1:
+            kinds.append((False, width, 1, _out_size(size, stride)))
+        for first, cin, st, hw in kinds:
+            for k in space.kernel_choices:
+                for e in space.expand_choices:
+                    parts.append(Part(block_key(s, first, k, e),
+                                      lambda cin=cin, w=width, e=e, k=k, st=st: MBConvBlock(cin, w, cin * e, k, st),
+                                      (cin, hw, hw)))
+        size, channels = _out_size(size, stride), width
+    parts.append(Part("head", lambda: _head(space), (space.widths[-1], size, size)))
+    return parts
+
+
+def arch_keys(arch: Arch) -> list[str]:
+    """The table keys whose sum predicts ``arch``: stem, its blocks in order, head."""
+    keys = ["stem"]
+    for s, (ks, es) in enumerate(zip(arch.kernels, arch.expands)):
+        keys += [block_key(s, b == 0, k, e) for b, (k, e) in enumerate(zip(ks, es))]
+    return keys + ["head"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Timing on ONNX Runtime
+def _randomise_bn_(model: nn.Module) -> nn.Module:
+    """Non-trivial BN statistics (the exporter folds them; values only have to be finite)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def _export(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> Path:
+    from ..export.onnx import export_onnx
+
+    export_onnx(model.eval(), path, torch.randn(1, *input_shape), check=False)
+    return path
+
+
+def time_onnx(path: str | Path, input_shape: tuple[int, ...], batch_sizes, *, threads: int = 2,
+              min_seconds: float = 0.2, warmup: int = 5, min_repeats: int = 5) -> dict[int, float]:
+    """Median ms per call of the ONNX file at each batch size, on one ORT session with ``threads`` threads.
+
+    One session at a time, made, warmed and timed here, then dropped: no other session's idle threads
+    spin on the cores meanwhile (see ``profiling.latency._take_turn``).
+    """
+    from ..export.onnx import onnx_session
+
+    session = onnx_session(path, threads=threads)
+    name = session.get_inputs()[0].name
+    out = {}
+    for batch in batch_sizes:
+        feed = {name: np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)}
+        for _ in range(warmup):
+            session.run(None, feed)
+        samples, started = [], time.perf_counter()
+        while len(samples) < min_repeats or time.perf_counter() - started < min_seconds:
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            samples.append((time.perf_counter() - t0) * 1000.0)
+        out[int(batch)] = float(statistics.median(samples))
+    del session
+    return out
+
+
+def _time_parts(items: list[tuple[str, Path, tuple]], batch_sizes, threads, min_seconds, rounds,
+                desc: str) -> dict[str, dict[int, float]]:
+    """Median over ``rounds`` sweeps (every item once per sweep, in turn, so slow drifts hit all alike)."""
+    per_round: dict[str, list[dict[int, float]]] = {key: [] for key, _, _ in items}
+    for r in range(rounds):
+        for key, path, shape in progress(items, desc=f"{desc} {r + 1}/{rounds}"):
+            per_round[key].append(time_onnx(path, shape, batch_sizes, threads=threads, min_seconds=min_seconds))
+    return {key: {b: float(statistics.median(t[b] for t in runs)) for b in batch_sizes}
+            for key, runs in per_round.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class LatencyTable:
+    """Per-part ONNX Runtime latency (ms) of a space, per batch size, and the predictor built on it.
+
+    ``entries[key][batch]`` is a part's median latency; ``overhead_ms[batch]`` and ``per_part_ms[batch]`` the
+    fitted overhead (``predict``);
+    ``quality`` what ``predictor_quality`` reported, when it was run.
+    """
+
+    space: MBConvSpace
+    batch_sizes: tuple[int, ...]
+    entries: dict[str, dict[int, float]]
+    overhead_ms: dict[int, float]
+    per_part_ms: dict[int, float] = field(default_factory=dict)
+    image_size: int = 28
+    environment: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    fit: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+
+    # -- prediction ---------------------------------------------------------------------------------
+    def parts_ms(self, arch: Arch | dict, batch: int = 1) -> float:
+        """The sum of the arch's parts (stem, blocks, head) at ``batch``, without the overhead."""
+        arch = self.space.validate(arch)
+        batch = self._batch(batch)
+        return float(sum(self.entries[key][batch] for key in arch_keys(arch)))
+
+    def predict(self, arch: Arch | dict, batch: int = 1) -> float:
+        """Predicted ms of the whole subnet at ``batch``: the sum of its parts plus
+        ``overhead_ms[batch] + per_part_ms[batch] x (number of parts)``.
+
+        Why an overhead: each part was timed as its own ONNX model, so the sum pays ORT's fixed cost of a
+        call (feeding the input, allocating the output, dispatching to the thread pool) once per part, while a
+        whole net pays it once; and the whole net's graph optimiser may fuse across block boundaries. Archs have
+        different numbers of blocks, so the per-call part scales with the part count (``per_part_ms``, about
+        minus the cost of one call) and the rest is a constant (``overhead_ms``). Both are fitted by least
+        squares on the whole subnets timed with the parts (``fit``); with fewer than 3 of them, or all with the
+        same part count, ``per_part_ms`` is 0 and ``overhead_ms`` the median residual. The resulting errors are
+        what ``predictor_quality`` reports.
+        """
+        arch = self.space.validate(arch)
+        batch = self._batch(batch)
+        return self.parts_ms(arch, batch) + self.overhead_ms[batch] + \
+            self.per_part_ms.get(batch, 0.0) * len(arch_keys(arch))
+
+    def latency_fn(self, batch: int = 1) -> Callable[[Arch, nn.Module], float]:
+        """The ``Evaluator``'s latency hook: ``latency(arch, model) -> predicted ms`` (the model is unused).
+
+        Example:
+            >>> judge = Evaluator(net, data.train, data.val, latency=table.latency_fn(1))  # doctest: +SKIP
+        """
+        batch = self._batch(batch)
+        return lambda arch, model=None: self.predict(arch, batch)
+
+    def _batch(self, batch: int) -> int:
+        if batch not in self.batch_sizes:
+            raise DeepslimError(f"the latency table has no batch size {batch}",
+                                hint=f"it was measured at batch {', '.join(map(str, self.batch_sizes))}; rebuild "
+                                     f"it with that batch size (`deepslim nas latency-table DIR --batch-sizes ...`)")
+        return batch
+
+    # -- JSON ---------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": VERSION, "space": self.space.to_dict(), "image_size": self.image_size,
+                "batch_sizes": list(self.batch_sizes), "environment": self.environment, "settings": self.settings,
+                "entries": {k: {str(b): v for b, v in row.items()} for k, row in self.entries.items()},
+                "overhead_ms": {str(b): v for b, v in self.overhead_ms.items()},
+                "per_part_ms": {str(b): self.per_part_ms.get(b, 0.0) for b in self.batch_sizes}, "fit": self.fit,
+                "quality": self.quality}
+
+    def save(self, path: str | Path) -> Path:
+        from ..export.files import write_atomic
+
+        path = Path(path)
+        text = json.dumps(self.to_dict(), indent=1)
+        write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+        return path
+
+    @classmethod
+    def from_dict(cls, data, where: str = "the latency table", space: MBConvSpace | None = None) -> "LatencyTable":
+        """Rebuild and validate a table; ``space`` (e.g. the supernet's) must be the one it was measured for."""
+        rebuild = "rebuild it with `deepslim nas latency-table DIR`"
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise DeepslimError(f"{where} is not a deepslim latency table", hint=rebuild)
+        if data.get("version") != VERSION:
+            raise DeepslimError(f"{where} has format version {data.get('version')!r}, this deepslim reads {VERSION}",
+                                hint=rebuild)
+        try:
+            own = space_from_dict(data["space"])
+        except (DeepslimError, KeyError, TypeError) as exc:
+            raise DeepslimError(f"{where} describes no known search space", hint=rebuild) from exc
+        if space is not None and own.to_dict() != space.to_dict():
+            raise DeepslimError(f"{where} was measured for another search space ({own.name} with other options)",
+                                hint="use the table built for this supernet: " + rebuild)
+        try:
+            batches = tuple(int(b) for b in data["batch_sizes"])
+            image_size = int(data.get("image_size", 28))
+            raw, raw_overhead = data["entries"], data["overhead_ms"]
+            if not batches or not isinstance(raw, dict) or not isinstance(raw_overhead, dict):
+                raise TypeError("empty")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DeepslimError(f"{where} is incomplete (batch_sizes, entries or overhead_ms)", hint=rebuild) from exc
+        keys = [p.key for p in space_parts(own, image_size)]
+        missing = [k for k in keys if k not in raw or not isinstance(raw[k], dict)
+                   or any(str(b) not in raw[k] for b in batches)]
+        if missing:
+            raise DeepslimError(f"{where} lacks {len(missing)} entr{'y' if len(missing) == 1 else 'ies'} "
+                                f"(e.g. {missing[0]})", hint=rebuild)
+        entries, bad = {}, []
+        for k in keys:
+            entries[k] = {}
+            for b in batches:
+                v = raw[k][str(b)]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                    bad.append(f"{k} at batch {b} = {v!r}")
+                else:
+                    entries[k][b] = float(v)
+        if bad:
+            raise DeepslimError(f"{where} has a bad entry: {bad[0]} (latencies are positive numbers)", hint=rebuild)
+        overhead = {}
+        for b in batches:
+            v = raw_overhead.get(str(b))
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise DeepslimError(f"{where} has no valid overhead_ms for batch {b}", hint=rebuild)
+            overhead[b] = float(v)
+        raw_per_part = data.get("per_part_ms", {})
+        per_part = {}
+        for b in batches:
+            v = raw_per_part.get(str(b)) if isinstance(raw_per_part, dict) else None
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise DeepslimError(f"{where} has no valid per_part_ms for batch {b}", hint=rebuild)
+            per_part[b] = float(v)
+        return cls(own, batches, entries, overhead, per_part, image_size, dict(data.get("environment") or {}),
+                   dict(data.get("settings") or {}), dict(data.get("fit") or {}), dict(data.get("quality") or {}))
+
+    @classmethod
+    def load(cls, path: str | Path, space: MBConvSpace | None = None) -> "LatencyTable":
+        """Read and validate ``path``; a corrupt or foreign file is refused with a one-line ``DeepslimError``."""
+        path = Path(path)
+        if not path.is_file():
+            raise DeepslimError(f"no latency table at {path}",
+                                hint=f"build it with `deepslim nas latency-table {path.parent}`")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DeepslimError(f"{path} is not valid JSON ({exc})",
+                                hint=f"rebuild it with `deepslim nas latency-table {path.parent}`") from exc
+        return cls.from_dict(data, str(path), space)
+
+
+# ---------------------------------------------------------------------------------------------------------
+def _environment(threads: int) -> dict:
+    from ..profiling.environment import environment
+
+    return {**environment(), "runtime": "onnxruntime", "device": "cpu", "threads": threads,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _fit_archs(space: MBConvSpace, n: int, seed: int) -> list[Arch]:
+    archs = [space.smallest(), space.largest()]
+    rng = np.random.default_rng(seed)
+    while len(archs) < n and len({a.key() for a in archs}) < space.size():
+        a = space.sample(rng)
+        if a.key() not in {x.key() for x in archs}:
+            archs.append(a)
+    return archs[:max(n, 1)]
+
+
+def _random_supernet(space: MBConvSpace):
+    from .supernet import OFASupernet
+
+    torch.manual_seed(0)
+    return _randomise_bn_(OFASupernet.from_space(space, "crop"))
+
+
+def _whole_model(space: MBConvSpace, arch: Arch, supernet=None) -> nn.Module:
+    from .subnet import extract_subnet
+
+    return extract_subnet(supernet if supernet is not None else _random_supernet(space), arch).eval()
+
+
+def measure_subnets(space: MBConvSpace, archs: list[Arch], batch_sizes, *, image_size: int = 28, threads: int = 2,
+                    min_seconds: float = 0.2, rounds: int = 1, supernet=None, desc: str = "whole subnets"
+                    ) -> list[dict[int, float]]:
+    """Measured ms of each arch's whole extracted subnet (exported to ONNX) at each batch size."""
+    supernet = supernet if supernet is not None else _random_supernet(space)
+    with tempfile.TemporaryDirectory(prefix="deepslim-nas-latency-") as tmp:
+        items = []
+        for i, arch in enumerate(archs):
+            path = _export(_whole_model(space, arch, supernet), Path(tmp) / f"subnet{i}.onnx",
+                           (space.in_channels, image_size, image_size))
+            items.append((str(i), path, (space.in_channels, image_size, image_size)))
+        timed = _time_parts(items, batch_sizes, threads, min_seconds, rounds, desc)
+    return [timed[str(i)] for i in range(len(archs))]
+
+
+def build_latency_table(space: MBConvSpace, *, batch_sizes=(1, 64), threads: int = 2, min_seconds: float = 0.1,
+                        rounds: int = 3, image_size: int = 28, fit_subnets: int = 10, seed: int = 0) -> LatencyTable:
+    """Measure every part of ``space`` on ONNX Runtime (CPU, ``threads`` threads) at each batch size, and fit
+    the overhead on ``fit_subnets`` whole subnets (the smallest, the largest and random ones by ``seed``), timed
+    in the same sweeps as the parts so that a slow drift of the machine hits both alike.
+
+    Each part is timed for at least ``min_seconds`` per batch size in each of ``rounds`` sweeps; the entry is
+    the median over sweeps. Weights are random (latency does not depend on their values).
+    """
+    batch_sizes = tuple(int(b) for b in batch_sizes)
+    if not batch_sizes or any(b < 1 for b in batch_sizes):
+        raise DeepslimError(f"batch sizes {batch_sizes} must be positive integers", hint="e.g. 1,64")
+    if not isinstance(threads, int) or threads < 1:
+        raise DeepslimError(f"threads = {threads!r} must be a positive integer", hint="e.g. 2")
+    if not isinstance(rounds, int) or rounds < 1:
+        raise DeepslimError(f"rounds = {rounds!r} must be a positive integer")
+    if not min_seconds > 0:
+        raise DeepslimError(f"min_seconds = {min_seconds!r} must be positive", hint="e.g. 0.2")
+    parts = space_parts(space, image_size)
+    archs = _fit_archs(space, fit_subnets, seed)
+    whole_shape = (space.in_channels, image_size, image_size)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="deepslim-nas-parts-") as tmp:
+        items = []
+        for part in progress(parts, desc="export parts"):
+            torch.manual_seed(0)
+            items.append((part.key, _export(_randomise_bn_(part.build()), Path(tmp) / f"{part.key}.onnx",
+                                            part.input_shape), part.input_shape))
+        supernet = _random_supernet(space)
+        for i, arch in enumerate(archs):
+            path = _export(_whole_model(space, arch, supernet), Path(tmp) / f"fit{i}.onnx", whole_shape)
+            items.append((f"fit{i}", path, whole_shape))
+        timed = _time_parts(items, batch_sizes, threads, min_seconds, rounds, "time parts")
+    entries = {p.key: timed[p.key] for p in parts}
+    measured = [timed[f"fit{i}"] for i in range(len(archs))]
+    table = LatencyTable(space, batch_sizes, entries, {b: 0.0 for b in batch_sizes}, {b: 0.0 for b in batch_sizes},
+                         image_size, _environment(threads),
+                         {"min_seconds": min_seconds, "rounds": rounds, "fit_subnets": len(archs), "seed": seed,
+                          "parts": len(parts)})
+    sums = [{b: table.parts_ms(a, b) for b in batch_sizes} for a in archs]
+    counts = np.array([len(arch_keys(a)) for a in archs], dtype=float)
+    for b in batch_sizes:
+        residual = np.array([m[b] - s_[b] for m, s_ in zip(measured, sums)])
+        if len(archs) >= 3 and np.ptp(counts) > 0:
+            design = np.stack([np.ones_like(counts), counts], axis=1)
+            constant, per_part = np.linalg.lstsq(design, residual, rcond=None)[0]
+        else:
+            constant, per_part = float(np.median(residual)), 0.0
+        table.overhead_ms[b], table.per_part_ms[b] = float(constant), float(per_part)
+    table.fit = {"archs": [a.to_dict() for a in archs],
+                 "measured_ms": [{str(b): m[b] for b in batch_sizes} for m in measured],
+                 "parts_sum_ms": [{str(b): x[b] for b in batch_sizes} for x in sums]}
+    table.settings["seconds"] = round(time.perf_counter() - started, 1)
+    log(f"latency table: {len(parts)} parts at batch {', '.join(map(str, batch_sizes))}, {threads} threads, "
+        "overhead " + ", ".join(f"{table.overhead_ms[b]:+.4f} ms {table.per_part_ms[b]:+.4f} ms/part (batch {b})"
+                                for b in batch_sizes))
+    return table
+
+
+# ---------------------------------------------------------------------------------------------------------
+def kendall_tau(x, y) -> float:
+    """Kendall's tau-b between two sequences (scipy's when installed, else the O(n^2) definition).
+
+    Example:
+        >>> round(kendall_tau([1, 2, 3, 4], [10, 20, 40, 30]), 4)
+        0.6667
+    """
+    x, y = list(map(float, x)), list(map(float, y))
+    if len(x) != len(y) or len(x) < 2:
+        raise DeepslimError("Kendall tau needs two sequences of the same length >= 2")
+    try:
+        from scipy.stats import kendalltau
+    except ImportError:
+        kendalltau = None
+    if kendalltau is not None:
+        return float(kendalltau(x, y).statistic)
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif dx * dy > 0:
+                concordant += 1
+            else:
+                discordant += 1
+    denominator = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
+    return (concordant - discordant) / denominator if denominator else float("nan")
+
+
+def quality_metrics(predicted, measured) -> dict:
+    """Mean absolute % error, share within +-10 % (in %) and Kendall tau of predictions against measurements.
+
+    Example:
+        >>> quality_metrics([1.0, 2.0, 3.2], [1.0, 2.1, 3.0])["within_10_percent"]
+        100.0
+    """
+    p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
+    errors = np.abs(p - m) / m * 100.0
+    return {"n": int(len(m)), "mean_abs_percent_error": float(errors.mean()),
+            "within_10_percent": float((errors <= 10.0).mean() * 100.0),
+            "max_abs_percent_error": float(errors.max()), "kendall_tau": kendall_tau(p, m)}
+
+
+def predictor_quality(table: LatencyTable, n: int = 50, *, seed: int = 1, threads: int | None = None,
+                      min_seconds: float | None = None, rounds: int | None = None, supernet=None) -> dict:
+    """Time ``n`` held-out random subnets whole (extracted, exported, on ORT) and compare with ``predict``.
+
+    Held out: none of them is among the archs the overhead was fitted on. Returns per batch size (as a
+    string key) ``n``, ``mean_abs_percent_error``, ``within_10_percent``, ``max_abs_percent_error`` and
+    ``kendall_tau``, plus ``rows`` (arch, predicted and measured ms). Threads, seconds and rounds default to
+    the table's own settings.
+    """
+    space = table.space
+    threads = threads or int(table.environment.get("threads", 2))
+    min_seconds = min_seconds or float(table.settings.get("min_seconds", 0.1))
+    rounds = rounds or int(table.settings.get("rounds", 1))
+    fitted = {Arch.from_dict(a).key() for a in table.fit.get("archs", [])}
+    rng = np.random.default_rng(seed)
+    archs, seen, tries = [], set(fitted), 0
+    while len(archs) < n and tries < 100 * n:
+        tries += 1
+        a = space.sample(rng)
+        if a.key() not in seen:
+            seen.add(a.key())
+            archs.append(a)
+    if len(archs) < 2:
+        raise DeepslimError("the space has too few archs left to judge the predictor on", hint="lower n")
+    measured = measure_subnets(space, archs, table.batch_sizes, image_size=table.image_size, threads=threads,
+                               min_seconds=min_seconds, rounds=rounds, supernet=supernet, desc="held-out subnets")
+    out: dict = {"threads": threads, "rows": []}
+    for b in table.batch_sizes:
+        out[str(b)] = quality_metrics([table.predict(a, b) for a in archs], [m[b] for m in measured])
+    for a, m in zip(archs, measured):
+        out["rows"].append({"arch": a.to_dict(),
+                            **{f"predicted_ms_{b}": table.predict(a, b) for b in table.batch_sizes},
+                            **{f"measured_ms_{b}": m[b] for b in table.batch_sizes}})
+    return out
