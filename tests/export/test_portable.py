@@ -12,7 +12,7 @@ import deepslim
 from deepslim.core import DeepslimError
 from deepslim.export import architecture
 from deepslim.export.architecture import module_to_spec, spec_to_module
-from deepslim.export.pretrained import pretrained_path
+from deepslim.export.pretrained import pretrained_path, shipped_baselines
 
 WRITER = "9.9.0"  # a torch that does not exist: the writer named in the messages
 
@@ -66,7 +66,7 @@ def test_a_model_saved_now_records_no_default_valued_arguments(tmp_path):
     assert torch.equal(deepslim.load(tmp_path / "m")(x), model(x))
 
 
-@pytest.mark.parametrize("name", ["fmnist-cnn", "fmnist-resnet"])
+@pytest.mark.parametrize("name", shipped_baselines())
 def test_shipped_baselines_carry_no_default_valued_torch_arguments(name):
     spec = json.loads((pretrained_path(name) / "architecture.json").read_text())
     for record in records(spec, "BatchNorm2d"):
@@ -145,7 +145,7 @@ def test_batchnorm_without_bias_is_refused_by_a_torch_without_it(tmp_path, monke
         deepslim.load(tmp_path / "m")
 
 
-@pytest.mark.parametrize("name", ["fmnist-cnn", "fmnist-resnet"])
+@pytest.mark.parametrize("name", shipped_baselines())
 def test_shipped_baselines_load_under_a_torch_without_batchnorm_bias(name, monkeypatch, caplog):
     _without_bias(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="deepslim.export.architecture"):
