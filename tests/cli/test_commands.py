@@ -93,3 +93,8 @@ def test_acceptance_lenet5_on_fashion_mnist_subset(cli, tmp_path, fashion_mnist_
     assert code == 0
     code, stdout, _ = cli("eval", out)
     assert code == 0 and stdout.startswith("accuracy: ") and "10000 fashion-mnist test images" in stdout
+
+
+def test_a_model_name_given_as_the_folder_points_to_model(cli, tmp_path):
+    code, _, err = cli("quantize", "fmnist-cnn", "--out", tmp_path / "q")
+    assert code == 2 and "fmnist-cnn is not a folder, but it is a model name" in err and "--model fmnist-cnn" in err

@@ -174,6 +174,8 @@ def resolve_model(name: str | None, directory: Path | None, model_kwargs: dict |
         raise DeepslimError(f"--model-arg has no effect on {directory or name}: it is a trained model",
                             hint="drop --model-arg, or give a zoo model name with --model")
     if directory is not None:
+        if not Path(directory).exists() and str(directory) in set(list_pretrained()) | set(list_models()):
+            raise DeepslimError(f"{directory} is not a folder, but it is a model name", hint=f"use --model {directory}")
         folder = model_folder(directory)
         model = folder.load()
         shape = model.deepslim_metadata.get("input_shape")
