@@ -72,6 +72,9 @@ def test_search_saves_a_standalone_subnet_and_search_json(trained, cli, tmp_path
     assert meta["nas"]["arch"] == result["best"]["arch"]
     assert meta["nas"]["search"]["strategy"] == "evolution" and meta["metrics"]["test_accuracy"] >= 0
     assert result["best"]["latency_ms"] > 0
+    card = (out / "MODEL_CARD.md").read_text()
+    assert card.startswith("# ofa-subnet found by evolution search in the supernet")
+    assert json.dumps(result["best"]["arch"]) in card and "met:" in card
     code, stdout, _ = cli("eval", out, "--json")  # a standalone model: every verb applies
     assert code == 0 and json.loads(stdout)["accuracy"] == pytest.approx(meta["metrics"]["test_accuracy"])
 

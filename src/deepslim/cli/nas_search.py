@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core import DeepslimError, log
 from ..data import load_dataset
+from ..export.model_card import write_model_card
 from .args import add_command, check_output_dir, command_line, data_options, data_record, print_json, replace_output_dir
 from .options import refuse_unless
 
@@ -147,6 +148,7 @@ def run(args) -> int:
 
     def build(work: Path) -> None:
         save(model, work, metadata=meta, overwrite=True)
+        write_model_card(work)
         (work / "search.json").write_text(json.dumps({**result.to_dict(), **summary}, indent=1))
 
     replace_output_dir(args.out, build)

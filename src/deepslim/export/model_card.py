@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def write_model_card(path: str | Path) -> Path:
     """Write ``MODEL_CARD.md`` into the artifact folder ``path`` from its metadata."""
     path = Path(path)
     meta = read_metadata(path)
-    lines = [f"# {_title(meta)}", ""] + _summary(meta) + _derivation(meta) + _training(meta)
+    lines = [f"# {_title(meta)}", ""] + _summary(meta) + _derivation(meta) + _search(meta) + _training(meta)
     lines += [f"- Saved: {meta.get('saved_at')}", ""]
     write_atomic(path / "MODEL_CARD.md", lambda p: p.write_text("\n".join(lines)))
     return path / "MODEL_CARD.md"
@@ -43,6 +44,9 @@ def _title(meta: dict) -> str:
         last = meta[steps[-1]]
         how = f" ({last['method']})" if last.get("method") else ""
         return f"{model} {DERIVED[steps[-1]]}{how} from {last.get('source')}"
+    search = meta.get("nas", {}).get("search")
+    if search:
+        return f"{model} found by {search.get('strategy')} search in the supernet {search.get('supernet')}"
     teacher = meta.get("distillation", {}).get("teacher")
     return f"{model} distilled from {teacher} on {data}" if teacher else f"{model} trained on {data}"
 
@@ -85,6 +89,25 @@ def _derivation(meta: dict) -> list[str]:
             lines.append(f"  - Stages: {'; '.join(s['stages'])}{dropped}")
         if s.get("command"):
             lines.append(f"  - Command: `{s['command']}`")
+    return lines
+
+
+def _search(meta: dict) -> list[str]:
+    """For a subnet picked by `deepslim nas search`: its arch, the limits, whether they were met, the command."""
+    nas = meta.get("nas", {})
+    search = nas.get("search")
+    if not search:
+        return []
+    best = search.get("best") or {}
+    limits = {k: v for k, v in (search.get("constraints") or {}).items() if v is not None and k != "type"}
+    lines = [f"- Architecture (space `{nas.get('space', {}).get('name', nas.get('space', {}).get('type'))}`): "
+             f"`{json.dumps(nas.get('arch'))}`",
+             f"- Search: {search.get('strategy')}, {search.get('budget')} subnets judged, seed {search.get('seed')}, "
+             f"limits {limits or 'none'}; {'met' if search.get('feasible') else 'NOT met'}: {search.get('message')}",
+             f"- Validation accuracy in the search (BN recalibrated on {search.get('calibration_images')} training "
+             f"images): {best.get('accuracy', float('nan')):.2f}%"]
+    if search.get("command"):
+        lines.append(f"- Command: `{search['command']}`")
     return lines
 
 
