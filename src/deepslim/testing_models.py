@@ -161,7 +161,8 @@ def model_cases(n_batches: int = 3, batch: int = 8) -> dict[str, ModelCase]:
     def two_input(n):
         return torch.randn(n, 1, 12, 12, generator=g), torch.randn(n, 6, generator=g)
 
-    no_heads = {"HeadPruning": "the model has no attention heads"}
+    no_heads = {"HeadPruning": "the model has no attention heads",
+                "LayerDropping": "the model has no stack of identical encoder layers"}
     per_sample = (1 * 8 * 9 + 8 * 8 * 9) * 12 * 12 + 6 * 16 + 24 * 3  # conv1, conv2 (3x3 on 12x12), side, head
     cases.append(ModelCase(
         "two_input", TwoInputNet, two_input(2),

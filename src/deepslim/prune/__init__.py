@@ -1,9 +1,10 @@
-"""Pruning: unstructured masks, N:M, and structured removal of channels, attention heads and FFN neurons."""
+"""Pruning: unstructured masks, N:M, and structured removal of channels, attention heads, FFN neurons and layers."""
 
 from .adaptive import AdaptiveResult, adaptive_prune_
 from .api import PruningPlan, prune_
 from .attention import SplitMultiheadAttention, split_multihead_attention_
-from .config import ChannelPruning, FFNPruning, HeadPruning, MagnitudePruning, NMSparsity, RandomPruning
+from .config import ChannelPruning, FFNPruning, HeadPruning, LayerDropping, MagnitudePruning, NMSparsity, RandomPruning
+from .layers import drop_layers, layer_stacks
 from .lottery import LotteryConfig, find_lottery_ticket
 from .masks import KeepMasked, MaskSet
 from .probing import coupled_groups, short_finetune
@@ -12,6 +13,6 @@ from .sensitivity import SensitivityResult, prune_to_budget, ratios_for_budget, 
 
 __all__ = ["AdaptiveResult", "adaptive_prune_", "coupled_groups", "short_finetune", "AGPSchedule", "ChannelPruning",
            "FFNPruning", "GradualPruning", "HeadPruning", "LotteryConfig", "find_lottery_ticket", "iterative_prune",
-           "KeepMasked", "MagnitudePruning", "MaskSet", "NMSparsity", "PruningPlan",
+           "KeepMasked", "LayerDropping", "drop_layers", "layer_stacks", "MagnitudePruning", "MaskSet", "NMSparsity", "PruningPlan",
            "RandomPruning", "SensitivityResult", "SplitMultiheadAttention", "prune_", "prune_to_budget",
            "ratios_for_budget", "sensitivity_scan", "split_multihead_attention_"]

@@ -13,7 +13,17 @@ from torch import nn
 from ..core import Config, DeepslimError
 from ..core.inputs import check_inputs
 from ..export.files import write_atomic, write_json_atomic
-from .config import STRUCTURED, UNSTRUCTURED, ChannelPruning, HeadPruning, MagnitudePruning, NMSparsity, RandomPruning
+from .config import (
+    STRUCTURED,
+    UNSTRUCTURED,
+    ChannelPruning,
+    HeadPruning,
+    LayerDropping,
+    MagnitudePruning,
+    NMSparsity,
+    RandomPruning,
+)
+from .layers import drop_layers
 from .masks import MaskSet
 from .select import select_layers
 from .structured import channel_prune
@@ -107,8 +117,10 @@ def prune_(model: nn.Module, config: Config, *, example_inputs=None, filter_fn=N
     - Unstructured (``MagnitudePruning``, ``RandomPruning``, ``NMSparsity``): zeroes weights and
       returns their masks; keep them through fine-tuning with ``KeepMasked(plan.masks)``.
       Passing the previous round's ``masks`` makes masks only shrink (iterative pruning).
-    - Structured (``ChannelPruning``, ``HeadPruning``, ``FFNPruning``): removes channels, whole
-      attention heads or FFN neurons for real; needs ``example_inputs``.
+    - Structured (``ChannelPruning``, ``HeadPruning``, ``FFNPruning``, ``LayerDropping``): removes
+      channels, whole attention heads, FFN neurons or whole encoder layers for real; needs
+      ``example_inputs``. ``LayerDropping(selection="greedy_loss")`` measures the loss of ``task`` on
+      ``data`` (without data: the distance to the unpruned model's outputs on ``example_inputs``).
 
     ``example_inputs`` is what the model is called with: a tensor, a tuple (positional
     arguments) or a dict (keyword arguments, e.g. ``input_ids`` and ``attention_mask``).
@@ -130,8 +142,8 @@ def prune_(model: nn.Module, config: Config, *, example_inputs=None, filter_fn=N
                             hint="e.g. MagnitudePruning(sparsity=0.5) or ChannelPruning(ratio=0.5)")
     if not isinstance(config, (*STRUCTURED, *UNSTRUCTURED)):
         raise DeepslimError(f"{type(config).__name__} is not a pruning config",
-                            hint="use MagnitudePruning, RandomPruning, NMSparsity, ChannelPruning, HeadPruning "
-                                 "or FFNPruning")
+                            hint="use MagnitudePruning, RandomPruning, NMSparsity, ChannelPruning, HeadPruning, "
+                                 "FFNPruning or LayerDropping")
     if example_inputs is not None:
         check_inputs(model, example_inputs)  # before any work, naming forward's parameters
     params_before = sum(p.numel() for p in model.parameters())
@@ -144,7 +156,9 @@ def prune_(model: nn.Module, config: Config, *, example_inputs=None, filter_fn=N
         skipped = [name for name, cfg in (layers or {}).items() if cfg is None]
         kwargs = dict(skip_head=skip_head, ignored=skipped, data=data, task=_task(task, loss_fn))
         heads, blocks = {}, {}
-        if isinstance(config, ChannelPruning):
+        if isinstance(config, LayerDropping):
+            changed = drop_layers(model, config, example_inputs, data=data, task=kwargs["task"])
+        elif isinstance(config, ChannelPruning):
             changed = channel_prune(model, config, example_inputs, **kwargs)
         elif isinstance(config, HeadPruning):
             changed, heads = head_prune(model, config, example_inputs, **kwargs)

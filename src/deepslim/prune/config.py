@@ -129,5 +129,52 @@ class FFNPruning(Config):
         _check_group_pruning(self)
 
 
+LAYER_SELECTIONS = ("greedy_loss", "last", "first")
+
+
+@dataclass
+class LayerDropping(Config):
+    """Remove whole layers of an encoder stack (a ``ModuleList`` of identical blocks whose class name
+    ends with ``Layer``: Hugging Face ``BertEncoder.layer``, ``nn.TransformerEncoder.layers``).
+
+    ``keep_layers`` layers remain (default: half of them, at least one), chosen by ``selection``:
+    ``"greedy_loss"`` drops one layer at a time, each time the one whose removal raises the loss on
+    the data least; ``"last"`` drops the last layers, ``"first"`` the first ones. ``drop_layers``
+    names the layer indices to remove instead (``selection`` is then unused). ``stack`` names the
+    ``ModuleList`` when a model has several (``"bert.encoder.layer"``). The fields are not named
+    ``keep``/``drop`` because a recipe stage's ``keep`` is its keep rule.
+
+    Example:
+        >>> LayerDropping(keep_layers=3).selection
+        'greedy_loss'
+    """
+
+    keep_layers: int | None = None
+    drop_layers: list | None = None
+    selection: str = "greedy_loss"
+    stack: str | None = None
+
+    def __post_init__(self):
+        self.check_choice("selection", LAYER_SELECTIONS)
+        if self.keep_layers is not None and self.drop_layers is not None:
+            raise DeepslimError("LayerDropping takes keep_layers or drop_layers, not both",
+                                hint="keep_layers=3 keeps three layers; drop_layers=[4, 5] removes layers 4 and 5")
+        if self.keep_layers is not None:
+            self.check_range("keep_layers", 1, None, integer=True)
+        if self.drop_layers is not None:
+            if isinstance(self.drop_layers, tuple):
+                self.drop_layers = list(self.drop_layers)
+            if not isinstance(self.drop_layers, list) or not self.drop_layers or any(
+                    isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in self.drop_layers):
+                raise DeepslimError(f"LayerDropping.drop_layers = {self.drop_layers!r} must be a non-empty list of layer indices",
+                                    hint="e.g. drop_layers=[4, 5] (indices from 0)")
+            if len(set(self.drop_layers)) != len(self.drop_layers):
+                raise DeepslimError(f"LayerDropping.drop_layers = {self.drop_layers!r} repeats an index",
+                                    hint="name each layer to remove once")
+        if self.stack is not None and (not isinstance(self.stack, str) or not self.stack):
+            raise DeepslimError(f"LayerDropping.stack = {self.stack!r} must be a module name",
+                                hint="e.g. stack='bert.encoder.layer'")
+
+
 UNSTRUCTURED = (MagnitudePruning, RandomPruning, NMSparsity)
-STRUCTURED = (ChannelPruning, HeadPruning, FFNPruning)
+STRUCTURED = (ChannelPruning, HeadPruning, FFNPruning, LayerDropping)
