@@ -261,7 +261,8 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 
 
 def run_latency_table(args) -> int:
-    from ..nas.latency_table import build_latency_table, predictor_quality
+    from ..nas.latency_quality import predictor_quality
+    from ..nas.latency_table import build_latency_table
 
     manifest = require_supernet_folder(args.dir, "latency-table")
     batches = _batch_sizes(args.batch_sizes)

@@ -14,7 +14,8 @@ Example:
 """
 
 from .evaluator import Evaluation, Evaluator, calibration_images
-from .latency_table import LatencyTable, build_latency_table, predictor_quality
+from .latency_quality import predictor_quality
+from .latency_table import LatencyTable, build_latency_table
 from .shrinking import ShrinkingConfig, progressive_shrinking
 from .space import Arch, MBConvSpace, get_space, list_spaces, register_space, space_from_dict
 from .strategies import Constraints, SearchResult, evolution_search, random_search, search

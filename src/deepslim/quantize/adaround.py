@@ -24,7 +24,7 @@ Example:
     >>> model = deepslim.create_model("fmnist-cnn").eval()
     >>> report = adaround_weights_(model, [torch.randn(64, 1, 28, 28)], AdaRoundConfig(iterations=10))
     >>> sorted(report["layers"])
-    ['1.0', '2.0', '4.0', '7', '9']
+    ['0.0', '10', '2.0', '4.0', '7']
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def adaround_weights_(model: nn.Module, batches: list, config: AdaRoundConfig | 
     for name, reason in skipped.items():
         log(f"AdaRound: {name} stays at round-to-nearest: {reason}")
     generator = torch.Generator().manual_seed(config.seed)
-    float_model = _float_reference(model)
+    float_model = copy.deepcopy(model).eval()  # frozen: every layer's float inputs and targets come from it
     float_modules = dict(float_model.named_modules())
     hooks = []
     report = {}
@@ -321,11 +321,6 @@ def adaround_weights_(model: nn.Module, batches: list, config: AdaRoundConfig | 
     return {"layers": report, "nearest": skipped, "bits": bits, "config": config.to_dict()}
 
 
-def _float_reference(model: nn.Module) -> nn.Module:
-    """A frozen copy of the float model: the targets and float inputs of every layer come from it."""
-    return copy.deepcopy(model).eval()
-
-
 def adaround_is_exact(weight: torch.Tensor, original: torch.Tensor, bits: int = 8, per_channel: bool = True) -> bool:
     """True when every element of ``weight`` is floor or ceiling of ``original`` on its grid (for tests and checks)."""
     grid = _Grid(original, bits, per_channel)
@@ -335,17 +330,6 @@ def adaround_is_exact(weight: torch.Tensor, original: torch.Tensor, bits: int = 
     return bool(torch.all(close(codes, lower) | close(codes, upper)))
 
 
-__all__ = ["AdaRoundConfig", "adaround_for_ptq", "adaround_weights_", "adaround_is_exact", "rectified_sigmoid", "rounding_regularizer",
+__all__ = ["AdaRoundConfig", "adaround_weights_", "adaround_is_exact", "rectified_sigmoid", "rounding_regularizer",
            "annealed_beta", "settled_share", "unsupported_layers", "MIN_SAMPLES"]
 
-
-def adaround_for_ptq(work: nn.Module, ptq, batches: list, names: list[str], *, bits: int, per_channel: bool,
-                     act_samples: dict | None = None) -> dict:
-    """AdaRound as a step of post-training quantization: ``ptq`` is the ``PTQConfig``; the input ranges
-    of the rounded layers come from ``act_samples`` (layer name -> sampled float inputs) through
-    the config's observer, as the int8 model's will."""
-    from .observers import observe
-
-    ranges = {n: observe(v, ptq.observer, ptq.percentile) for n, v in (act_samples or {}).items()}
-    return adaround_weights_(work, batches, AdaRoundConfig(iterations=ptq.adaround_iterations), names=names,
-                             bits=bits, per_channel=per_channel, act_ranges=ranges)

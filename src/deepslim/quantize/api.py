@@ -9,7 +9,7 @@ from torch import nn
 from ..core import DeepslimError, log, set_submodule
 from ..core.inputs import call_model
 from ..prune.select import PRUNABLE, check_names_exist
-from .adaround import adaround_for_ptq
+from .adaround import AdaRoundConfig, adaround_weights_
 from .bias_correction import correct_biases_, input_means
 from .config import PTQConfig
 from .data import calibration_batches, check_takes
@@ -90,43 +90,42 @@ def quantize_(model: nn.Module, config: PTQConfig, calibration, *, weight_bits: 
     work = prepare_float_model(model, config)
     # on the eval-mode copy: a check must not touch the caller's BN statistics
     check_takes(work, calib.example, tensor_outputs=False)
-    skip = set(config.keep_float) | _called_directly(work)
-    names = [n for n, m in work.named_modules() if isinstance(m, PRUNABLE) and n not in skip]
+    names = _quantized_layers(work, config)
     samples = _input_samples(work, names, calib.batches)
     means = input_means(work, names, calib.batches) if config.bias_correction else {}
     modules = dict(work.named_modules())
     unseen = [n for n in names if n not in samples]
     if unseen:
         log(f"quantize_: {len(unseen)} layers never ran on the calibration data and stay float: {', '.join(unseen)}")
+    ranges = {n: observe(samples[n], config.observer, config.percentile) for n in names if n in samples}
     if config.rounding == "adaround":
-        done = adaround_prepared(work, config, calib.batches, bits=weight_bits, per_channel=True, samples=samples)
+        done = adaround_prepared(work, config, calib.batches, bits=weight_bits, per_channel=True, ranges=ranges)
         if report is not None:
             report.update(done)
-    for name in names:
-        if name in samples:
-            low, high = observe(samples[name], config.observer, config.percentile)
-            set_submodule(work, name, QuantLayer.wrap(modules[name], weight_bits=weight_bits, act_range=(low, high)))
+    for name, act_range in ranges.items():
+        set_submodule(work, name, QuantLayer.wrap(modules[name], weight_bits=weight_bits, act_range=act_range))
     if config.bias_correction:
         correct_biases_(work, means)
     return work.eval()
 
 
-def _rounded_layers(work: nn.Module, config: PTQConfig) -> list[str]:
+def _quantized_layers(work: nn.Module, config: PTQConfig) -> list[str]:
+    """The conv/linear layers PTQ quantizes: all but ``keep_float`` and those whose parent reads their weights."""
     skip = set(config.keep_float) | _called_directly(work)
     return [n for n, m in work.named_modules() if isinstance(m, PRUNABLE) and n not in skip]
 
 
 def adaround_prepared(work: nn.Module, config: PTQConfig, batches: list, *, bits: int, per_channel: bool,
-                      samples: dict | None = None) -> dict:
+                      ranges: dict | None = None) -> dict:
     """AdaRound, in place, on a model already prepared for quantization (``prepare_float_model``):
-    every quantized layer that ran on ``batches``; the input ranges come from ``samples`` (sampled
-    float inputs per layer, computed here when not given) through the config's observer."""
-    names = _rounded_layers(work, config)
-    if samples is None:
+    every quantized layer that ran on ``batches``. ``ranges`` (layer -> the observer's input range,
+    computed here when not given) quantize the rounded layers' inputs, as the int8 model will."""
+    if ranges is None:
+        names = _quantized_layers(work, config)
         samples = _input_samples(work, names, batches)
-    seen = [n for n in names if n in samples]
-    return adaround_for_ptq(work, config, batches, seen, bits=bits, per_channel=per_channel,
-                            act_samples={n: samples[n] for n in seen})
+        ranges = {n: observe(samples[n], config.observer, config.percentile) for n in names if n in samples}
+    return adaround_weights_(work, batches, AdaRoundConfig(iterations=config.adaround_iterations), names=list(ranges),
+                             bits=bits, per_channel=per_channel, act_ranges=ranges)
 
 
 def adaround_model(model: nn.Module, config: PTQConfig, calibration, *, bits: int = 8) -> tuple[nn.Module, dict, PTQConfig]:
