@@ -78,6 +78,11 @@ def test_search_saves_a_standalone_subnet_and_search_json(trained, cli, tmp_path
     code, stdout, _ = cli("eval", out, "--json")  # a standalone model: every verb applies
     assert code == 0 and json.loads(stdout)["accuracy"] == pytest.approx(meta["metrics"]["test_accuracy"])
 
+    code, stdout, _ = cli("nas", "search", trained, "--macs", "1e9", "--strategy", "rl", *SEARCH, "--json",
+                          "--out", tmp_path / "rl")
+    assert code == 0 and json.loads(stdout)["strategy"] == "rl" and json.loads(stdout)["feasible"] is True
+    assert len(json.loads((tmp_path / "rl" / "search.json").read_text())["controller"]) >= 4
+
     code, stdout, _ = cli("nas", "search", trained, "--macs", "1", "--strategy", "random", *SEARCH, "--json",
                           "--out", tmp_path / "closest")
     summary = json.loads(stdout)

@@ -51,7 +51,7 @@ def run(args) -> int:
         raise DeepslimError("give one model source: DIR, --model or --pretrained")
     resolved = resolve_model(args.pretrained or args.model, args.model_dir, parse_kwargs(args.model_arg))
     meta = getattr(resolved.model, "deepslim_metadata", None) or {}
-    data_name = args.data or meta.get("dataset", {}).get("name")
+    data_name = args.data or meta.get("dataset", {}).get("name") or meta.get("nas", {}).get("data", {}).get("name")
     if not data_name:
         raise DeepslimError(f"{resolved.label} does not record its data set", hint="pass --data NAME")
     options = {"data_dir": args.data_dir} if args.data_dir else {}

@@ -49,8 +49,9 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, metavar="B", help="batch size the latency limit is for; default 1")
     p.add_argument("--macs", type=_amount, metavar="M", help="limit on multiply-accumulates at batch 1, e.g. 5e6 or 5M")
     p.add_argument("--params", type=_amount, metavar="P", help="limit on parameters, e.g. 100k")
-    p.add_argument("--strategy", choices=("evolution", "random"), default="evolution",
-                   help="regularized evolution (default) or random search, the control at equal budget")
+    p.add_argument("--strategy", choices=("evolution", "random", "rl"), default="evolution",
+                   help="regularized evolution (default), random search (the control at equal budget) or rl "
+                        "(an LSTM controller trained with REINFORCE, ENAS settings)")
     p.add_argument("--budget", type=int, default=200, help="subnets to evaluate, default 200")
     p.add_argument("--population", type=int, default=20, help="evolution's population, default 20")
     p.add_argument("--seed", type=int, default=0, help="seed of the search, default 0")

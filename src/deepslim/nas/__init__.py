@@ -13,16 +13,19 @@ Example:
     >>> model = extract_subnet(net, result.best_arch)    # a standalone model: save, export, quantize
 """
 
+from .controller import Controller, RLConfig, rl_search
 from .evaluator import Evaluation, Evaluator, calibration_images
 from .latency_quality import predictor_quality
 from .latency_table import LatencyTable, build_latency_table
+from .pareto import hypervolume, pareto_front
 from .shrinking import ShrinkingConfig, progressive_shrinking
 from .space import Arch, MBConvSpace, get_space, list_spaces, register_space, space_from_dict
 from .strategies import Constraints, SearchResult, evolution_search, random_search, search
 from .subnet import MBConvBlock, OFASubnet, extract_subnet
 from .supernet import OFASupernet, sort_channels_
 
-__all__ = ["Arch", "Constraints", "Evaluation", "Evaluator", "LatencyTable", "MBConvBlock", "MBConvSpace",
-           "OFASubnet", "OFASupernet", "SearchResult", "ShrinkingConfig", "build_latency_table", "calibration_images",
-           "evolution_search", "extract_subnet", "get_space", "list_spaces", "predictor_quality",
-           "progressive_shrinking", "random_search", "register_space", "search", "sort_channels_", "space_from_dict"]
+__all__ = ["Arch", "build_latency_table", "calibration_images", "Constraints", "Controller", "Evaluation",
+           "Evaluator", "evolution_search", "extract_subnet", "get_space", "hypervolume", "LatencyTable",
+           "list_spaces", "MBConvBlock", "MBConvSpace", "OFASubnet", "OFASupernet", "pareto_front",
+           "predictor_quality", "progressive_shrinking", "random_search", "register_space", "rl_search",
+           "RLConfig", "search", "SearchResult", "ShrinkingConfig", "sort_channels_", "space_from_dict"]

@@ -84,6 +84,7 @@ class SearchResult:
     message: str
     strategy: str
     constraints: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)  # what a strategy adds (rl: the controller's curve)
 
     @property
     def best_arch(self) -> Arch:
@@ -91,7 +92,7 @@ class SearchResult:
 
     def to_dict(self) -> dict:
         return {"strategy": self.strategy, "constraints": self.constraints, "feasible": self.feasible,
-                "message": self.message, "best": self.best, "history": self.history}
+                "message": self.message, "best": self.best, "history": self.history, **self.extras}
 
 
 class _Search:
@@ -209,7 +210,7 @@ STRATEGIES = {"evolution": evolution_search, "random": random_search}
 
 def search(strategy: str, space: MBConvSpace, evaluate: Callable, budget: int,
            constraints: Constraints | None = None, **options) -> SearchResult:
-    """Run the strategy named ``strategy`` (``"evolution"`` or ``"random"``)."""
+    """Run the strategy named ``strategy`` (``"evolution"``, ``"random"`` or ``"rl"``)."""
     if strategy not in STRATEGIES:
         raise DeepslimError(f"unknown search strategy '{strategy}'", hint=f"strategies: {', '.join(STRATEGIES)}")
     return STRATEGIES[strategy](space, evaluate, budget, constraints, **options)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,10 +124,20 @@ def _type_name(annotation) -> str:
     return annotation.__name__ if isinstance(annotation, type) else str(annotation).replace("typing.", "")
 
 
+# YAML 1.1 (PyYAML) reads 1e6 and 1e-3 as strings: it wants 1.0e6. Read them as the numbers meant.
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _exponent_floats(fields: dict, accepts_float) -> dict:
+    return {k: float(v) if isinstance(v, str) and _EXPONENT_NUMBER.fullmatch(v) and accepts_float(k) else v
+            for k, v in fields.items()}
+
+
 def _build_config(technique: str, fields: dict, lines: dict) -> Config:
     config_cls = TECHNIQUES[technique].config
     hints = typing.get_type_hints(config_cls)
     known = {f.name for f in dataclasses.fields(config_cls)}
+    fields = _exponent_floats(fields, lambda k: k in hints and _type_ok(1.5, hints[k]))
     for key, value in fields.items():
         line = lines.get(key, {}).get("_key_line", lines["_line"])
         if key not in known:
@@ -150,6 +161,7 @@ def _build_finetune(data, lines: dict) -> Finetune:
         return Finetune()
     if not isinstance(data, dict):
         raise _err(lines["_line"], "finetune must be a mapping", hint="e.g. finetune: {epochs: 2, lr: 0.01}")
+    data = _exponent_floats(data, lambda k: FINETUNE_FIELDS.get(k) is float)
     for key, value in data.items():
         line = lines.get(key, {}).get("_key_line", lines["_line"])
         if key not in FINETUNE_FIELDS:
@@ -245,6 +257,10 @@ def parse_recipe(text: str, origin: str = "recipe") -> Recipe:
             raise _err(item_lines["_line"], f"'{technique}' trains: give it finetune: {{epochs: N}} with N >= 1")
         keep = _build_keep(item.get("keep", "always"), item_lines)
         stages.append(Stage(technique, name, config, finetune, item_lines["_line"], keep))
+    for stage in stages[1:]:
+        if TECHNIQUES[stage.technique].first:
+            raise _err(stage.line, f"'{stage.technique}' picks the model the later stages compress and must be "
+                                   "the first stage")
     for stage in stages[:-1]:
         if TECHNIQUES[stage.technique].final:
             raise _err(stage.line, f"'{stage.technique}' produces the deployed int8 model and must be the last stage")

@@ -41,6 +41,7 @@ from ..prune.masks import KeepMasked, MaskSet
 from ..train import TrainConfig, Trainer
 from . import compare as comparing
 from .measure import BATCH_SIZES, layer_macs, measure
+from .nas_stage import is_supernet, prepare_supernet_source
 from .publish import deployed_onnx, describe_saved_model, provenance, publish
 from .recipe import Recipe, Stage
 from .techniques import INT8_FILE, TECHNIQUES, StageContext
@@ -147,6 +148,12 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
     earlier_seconds = metrics.get("run_seconds", 0.0)
     example = data.test.images[:1].to(device)
     calibration = data.train.images[:2048]
+    given = model  # kept whole for a stage that searches it (ofa_subnet)
+    if is_supernet(model):
+        model = prepare_supernet_source(model, calibration)
+    elif any(TECHNIQUES[s.technique].first for s in recipe.stages):
+        raise DeepslimError("the recipe starts with ofa_subnet, but the input model is not a once-for-all supernet",
+                            hint="give compress --model DIR/supernet of a `deepslim nas supernet` folder")
     original = model
     teacher = teacher if teacher is not None else copy.deepcopy(original).eval()
     resume = f"rerun `{resume_command(command)}` to resume" if command else "rerun the same command to resume"
@@ -182,7 +189,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
         stage_started = time.perf_counter()
         try:
             record, current = _run_stage(index, stage, current, teacher, data, example, calibration, out, device,
-                                         masked_layers, latency_seconds)
+                                         masked_layers, latency_seconds, given)
             record["input"] = kept
             record["keep"] = stage.keep
             record["kept"] = True
@@ -325,7 +332,8 @@ def _log_stage_data(stage: Stage, data, spec) -> dict:
 
 
 def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, data, example, calibration,
-               out: Path, device, masked_layers: list[str], latency_seconds: float) -> tuple[dict, nn.Module]:
+               out: Path, device, masked_layers: list[str], latency_seconds: float,
+               source: nn.Module | None = None) -> tuple[dict, nn.Module]:
     final_dir = _stage_dir(out, index, stage)
     work_dir = final_dir.with_name(final_dir.name + ".partial")
     if work_dir.exists():
@@ -347,7 +355,7 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
         cfg = TrainConfig(epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, schedule="cosine")
         Trainer(target, cfg, callbacks=callbacks, device=device).fit(data.train, val_data=data.val)
 
-    ctx = StageContext(model, data, example, device, work_dir, calibration, train)
+    ctx = StageContext(model, data, example, device, work_dir, calibration, train, source=source)
     if masked_layers:  # weights zeroed by an earlier unstructured stage stay zero
         ctx.finetune_callbacks.append(KeepMasked(_masks_from_zeros(model, masked_layers)))
     details = spec.apply(ctx, stage.config)

@@ -35,6 +35,7 @@ from ..prune.masks import KeepMasked
 from ..prune.sensitivity import prune_to_budget, sensitivity_scan
 from ..quantize import PTQConfig, adaround_model, export_int8, quantize_
 from ..train.batchnorm import recalibrate_batchnorm_
+from .nas_stage import OFASubnetSearch, apply_ofa_subnet
 
 INT8_FILE = "model.int8.onnx"
 
@@ -100,6 +101,7 @@ class StageContext:
     train: Callable | None = None  # train(model, extra_callbacks) runs the stage's fine-tune config
     finetune_callbacks: list = field(default_factory=list)
     int8_path: Path | None = None
+    source: nn.Module | None = None  # the model compress was given (a supernet, for ofa_subnet)
 
 
 def _recalibrate(ctx: StageContext) -> dict:
@@ -185,6 +187,7 @@ class Technique:
     apply: Callable[[StageContext, Config], dict]
     summary: str
     final: bool = False        # produces the deployed int8 model: must be the last stage
+    first: bool = False        # picks the model later stages compress: must be the first stage
     trains_itself: bool = False
 
 
@@ -204,4 +207,7 @@ TECHNIQUES: dict[str, Technique] = {
     "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime", final=True),
     "qat": Technique(QAT, _qat, "quantization-aware training, then int8 for ONNX Runtime", final=True,
                      trains_itself=True),
+    "ofa_subnet": Technique(OFASubnetSearch, apply_ofa_subnet,
+                            "the best subnet of a once-for-all supernet under a latency, MACs or params limit",
+                            first=True),
 }

@@ -1,0 +1,183 @@
+"""Tables, Pareto chart, hypervolume and ranking quality from the stages of benchmarks/ofa.py and
+benchmarks/ofa_scratch.py (reads benchmarks/results/ofa_*.json; writes benchmarks/results/ofa.md,
+benchmarks/results/ofa_summary.json and docs/ofa-pareto.png).
+
+    python benchmarks/ofa_report.py --latency runs/ofa/latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from common import markdown_table
+
+from deepslim.export.files import write_atomic, write_json_atomic
+from deepslim.nas import hypervolume, pareto_front
+from deepslim.nas.latency_quality import kendall_tau
+
+RESULTS = Path("benchmarks/results")
+
+
+def _load(folder: Path, name: str) -> dict | None:
+    path = folder / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _ms(row: dict, batch: int) -> float:
+    return float(row[str(batch)] if str(batch) in row else row[batch])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=Path, default=Path("runs/ofa/latency.json"))
+    parser.add_argument("--chart", type=Path, default=Path("docs/ofa-pareto.png"))
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the stages' JSON files")
+    args = parser.parse_args()
+    pareto = _load(args.results, "ofa_pareto.json")
+    finetuned = {r["name"]: r for i in range(8) for r in (_load(args.results, f"ofa_finetune_{i}.json") or {}).get("subnets", [])}
+    scratch = (_load(args.results, "ofa_scratch.json") or {}).get("archs", {})
+    goal = _load(args.results, "ofa_goal.json")
+    search = _load(args.results, "ofa_search.json")
+    out, summary = [], {}
+
+    rows = pareto["subnets"]
+    for r in rows:
+        r["ms1"], r["ms64"] = _ms(r["measured_ms"], 1), _ms(r["measured_ms"], 64)
+        r["ft"] = finetuned.get(r["name"], {}).get("test_accuracy")
+    rows.sort(key=lambda r: r["ms1"])
+    front = {r["name"] for r in pareto_front(rows, cost="ms1", accuracy="test_accuracy")}
+    out.append("### Subnets of one supernet, no retraining\n")
+    out.append(markdown_table(
+        ["subnet", "chosen by", "MACs", "params", "ORT b1 ms", "ORT b64 ms", "predicted b1 ms",
+         "test % (BN recal)", "test % (+1-epoch fine-tune)", "Pareto"],
+        [[f"`{r['name']}` {r['short']}", r["chosen_by"], f"{r['macs'] / 1e6:.2f}M", f"{r['params']:,}",
+          f"{r['ms1']:.4f}", f"{r['ms64']:.2f}", f"{_ms(r['predicted_ms'], 1):.4f}", f"{r['test_accuracy']:.2f}",
+          "" if r["ft"] is None else f"{r['ft']:.2f}", "yes" if r["name"] in front else ""] for r in rows]))
+    span = max(r["ms1"] for r in rows) / min(r["ms1"] for r in rows)
+    reference = (1.1 * max(r["ms1"] for r in rows), 80.0)
+    summary["subnets"] = len(rows)
+    summary["b1_latency_span"] = round(span, 2)
+    summary["hypervolume_reference"] = reference
+    summary["hypervolume_recal"] = round(hypervolume(rows, cost="ms1", accuracy="test_accuracy",
+                                                     reference=reference), 4)
+    tuned = [r for r in rows if r["ft"] is not None]
+    if tuned:
+        summary["hypervolume_finetuned"] = round(hypervolume(tuned, cost="ms1", accuracy="ft", reference=reference), 4)
+        summary["kendall_tau_recal_vs_finetuned"] = round(kendall_tau([r["test_accuracy"] for r in tuned],
+                                                                      [r["ft"] for r in tuned]), 3)
+        summary["kendall_tau_subnets"] = len(tuned)
+    out.append(f"\n{len(rows)} subnets spanning {span:.1f}x of measured batch-1 latency. Hypervolume "
+               f"(ms x points, reference {reference[0]:.4f} ms / {reference[1]:.0f}%): "
+               f"{summary['hypervolume_recal']:.4f} after BN recalibration"
+               + (f", {summary['hypervolume_finetuned']:.4f} after the fine-tune" if tuned else "") + ".")
+    if tuned:
+        out.append(f"Kendall tau between recalibrated and fine-tuned test accuracy over {len(tuned)} subnets: "
+                   f"{summary['kendall_tau_recal_vs_finetuned']:.3f}.")
+    peers = pareto["peers_ms"]
+    out.append("\nPeers timed in the same sweeps: " + "; ".join(
+        f"{name} {_ms(ms, 1):.4f} ms b1, {_ms(ms, 64):.2f} ms b64" for name, ms in peers.items()) + ".")
+
+    if scratch:
+        out.append("\n### Against training from scratch (same 39 epochs)\n")
+        by_short = {r["name"]: r for r in rows}
+        srows = []
+        for name, s in scratch.items():
+            r = by_short.get(name)
+            srows.append([f"`{name}`", f"{s['macs'] / 1e6:.2f}M", f"{s['test_accuracy']:.2f}",
+                          "" if r is None else f"{r['test_accuracy']:.2f}",
+                          "" if r is None or r["ft"] is None else f"{r['ft']:.2f}",
+                          "" if r is None or r["ft"] is None else f"{r['ft'] - s['test_accuracy']:+.2f}"])
+        out.append(markdown_table(["arch", "MACs", "from scratch, 39 epochs", "OFA, BN recal", "OFA, +1 epoch",
+                                   "OFA gap (+1 epoch - scratch)"], srows))
+        summary["scratch"] = scratch
+
+    if search:
+        out.append(f"\n### Evolution, random search and the RL controller, {search['budget']} evaluations each, batch-1 latency "
+                   f"<= {search['latency_ms']} ms (predicted), {len(search['seeds'])} seeds\n")
+        srows = []
+        for strategy in search.get("strategies", ["evolution", "random"]):
+            mine = [r for r in search["runs"] if r["strategy"] == strategy]
+            s = search["summary"][strategy]
+            srows.append([strategy, f"{s['val_accuracy_mean']:.2f} ± {s['val_accuracy_std']:.2f}",
+                          f"{s['test_accuracy_mean']:.2f} ± {s['test_accuracy_std']:.2f}",
+                          ", ".join(f"{r['test_accuracy']:.2f}" for r in mine),
+                          f"{statistics.mean(r['seconds'] for r in mine):.0f} s"])
+        out.append(markdown_table(["strategy", "best val % (mean ± std)", "its test %", "test % per seed",
+                                   "time per search"], srows))
+        summary["search"] = search["summary"]
+
+    if goal:
+        demo1 = _ms(goal["demo_ms"], 1)
+        out.append(f"\n### Goal: int8 subnets against the demo's int8 model ({goal['demo_test_accuracy']}%, "
+                   f"{demo1:.4f} ms b1 here)\n")
+        grows = []
+        for g in sorted(goal["subnets"], key=lambda g: _ms(g["int8_ms"], 1)):
+            grows.append([f"`{g['name']}`", f"{g['int8_test_accuracy']:.2f}", f"{_ms(g['int8_ms'], 1):.4f}",
+                          f"{_ms(g['int8_ms'], 64):.2f}", f"{g['onnx_bytes'] / 1e3:.0f} KB",
+                          "yes" if _ms(g["int8_ms"], 1) <= demo1 else "no"])
+        out.append(markdown_table(["subnet (fine-tuned, int8)", "test %", "ORT b1 ms", "ORT b64 ms", "file",
+                                   "as fast as the demo at b1"], grows))
+        chosen = goal["chosen"]
+        if chosen:
+            gap = chosen["int8_test_accuracy"] - goal["demo_test_accuracy"]
+            out.append(f"\nAt the demo's batch-1 latency the best int8 subnet by validation is `{chosen['name']}`: "
+                       f"{chosen['int8_test_accuracy']:.2f}% test, {gap:+.2f} points against the demo's "
+                       f"{goal['demo_test_accuracy']}% ({'beats it' if gap > 0 else 'falls short'}).")
+            summary["goal"] = {"chosen": chosen["name"], "accuracy": chosen["int8_test_accuracy"],
+                               "demo_accuracy": goal["demo_test_accuracy"], "gap": round(gap, 2)}
+        else:
+            out.append("\nNo int8 subnet is as fast as the demo's int8 model at batch 1.")
+            summary["goal"] = {"chosen": None}
+
+    if args.latency.is_file():
+        quality = json.loads(args.latency.read_text()).get("quality", {})
+        summary["latency_predictor"] = quality
+    text = "\n".join(out) + "\n"
+    write_atomic(args.results / "ofa.md", lambda p: p.write_text(text))
+    write_json_atomic(args.results / "ofa_summary.json", summary)
+    _chart(rows, scratch, goal, peers, pareto.get("peer_test_accuracy", {}), front, args.chart)
+    print(text)
+    return 0
+
+
+def _chart(rows, scratch, goal, peers, zoo, front, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    ax.scatter([r["ms1"] for r in rows], [r["test_accuracy"] for r in rows], label="OFA subnet, BN recal", marker="o")
+    tuned = [r for r in rows if r["ft"] is not None]
+    ax.scatter([r["ms1"] for r in tuned], [r["ft"] for r in tuned], label="OFA subnet, +1-epoch fine-tune", marker="^")
+    line = [r for r in rows if r["name"] in front]
+    ax.plot([r["ms1"] for r in line], [r["test_accuracy"] for r in line], lw=0.8, color="C0")
+    by_name = {r["name"]: r for r in rows}
+    xs = [(by_name[n]["ms1"], s["test_accuracy"]) for n, s in scratch.items() if n in by_name]
+    if xs:
+        ax.scatter(*zip(*xs), label="same arch from scratch, 39 epochs", marker="s")
+    if goal:
+        ints = [(_ms(g["int8_ms"], 1), g["int8_test_accuracy"]) for g in goal["subnets"]]
+        ax.scatter(*zip(*ints), label="OFA subnet, fine-tuned + int8", marker="x")
+        ax.scatter([_ms(goal["demo_ms"], 1)], [goal["demo_test_accuracy"]], marker="D", color="black",
+                   label="make demo (pruned ResNet, int8)")
+    for name, ms in peers.items():
+        if name in zoo:
+            ax.scatter([_ms(ms, 1)], [zoo[name]], marker="*", s=120, color="grey")
+            ax.annotate(name, (_ms(ms, 1), zoo[name]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("ONNX Runtime latency, batch 1, 1 thread (ms, measured; log scale)")
+    ax.set_ylabel("test accuracy (%), Fashion-MNIST")
+    ax.set_title("Once-for-all subnets of one supernet vs zoo baselines")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

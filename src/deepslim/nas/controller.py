@@ -1,0 +1,171 @@
+"""Strategy ``rl``: an LSTM controller trained with REINFORCE proposes archs (Zoph & Le 2017; the
+controller and its settings as in ENAS, Pham et al. 2018), the third strategy beside evolution and random.
+
+The controller emits one decision per step: for each stage its depth, then for each block slot its kernel
+and expand ratio (decisions of slots the depth skips are not counted in the log-probability). The reward of
+an arch is ``accuracy / 100 - penalty_weight * violation`` (the constraints' relative excess, so an arch
+10% over a latency limit loses 0.1 x penalty_weight), plus ``entropy_weight`` x the sample's entropy; the
+advantage is taken against an exponential moving-average baseline. Logits are ``tanh_constant *
+tanh(logits / temperature)``.
+
+Only new archs spend the budget; an arch sampled again reuses its recorded metrics (the controller
+still learns from it). A controller that keeps proposing known archs stops after ``max_steps_factor``
+x budget samples.
+
+Example:
+    >>> from deepslim.nas import get_space
+    >>> judge = lambda a: {"accuracy": 10.0 * sum(a.depths)}
+    >>> r = rl_search(get_space("ofa-mbconv"), judge, budget=8, seed=0)
+    >>> r.strategy, len(r.history), len(r.extras["controller"]) >= 8
+    ('rl', 8, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..core import Config, DeepslimError
+from .space import Arch, MBConvSpace
+from .strategies import STRATEGIES, Constraints, SearchResult, _Search
+
+
+@dataclass
+class RLConfig(Config):
+    """Controller and REINFORCE settings; defaults from the ENAS paper (LSTM of 100 units, Adam at 3.5e-4,
+    weights uniform in +-0.1, temperature 5, tanh constant 2.5, entropy weight 1e-4, baseline decay 0.99).
+
+    Example:
+        >>> RLConfig(lr=1e-3).samples_per_update
+        1
+    """
+
+    hidden_size: int = 100
+    lr: float = 3.5e-4
+    init_range: float = 0.1
+    temperature: float | None = 5.0
+    tanh_constant: float | None = 2.5
+    entropy_weight: float = 1e-4
+    baseline_decay: float = 0.99
+    samples_per_update: int = 1
+    penalty_weight: float = 1.0
+    max_steps_factor: int = 20
+
+    def __post_init__(self):
+        self.check_range("hidden_size", 1, None, integer=True)
+        self.check_range("lr", 0.0, None, low_inclusive=False)
+        self.check_range("init_range", 0.0, None)
+        for name in ("temperature", "tanh_constant"):
+            if getattr(self, name) is not None:
+                self.check_range(name, 0.0, None, low_inclusive=False)
+        self.check_range("entropy_weight", 0.0, None)
+        self.check_range("baseline_decay", 0.0, 1.0, high_inclusive=False)
+        self.check_range("samples_per_update", 1, None, integer=True)
+        self.check_range("penalty_weight", 0.0, None)
+        self.check_range("max_steps_factor", 1, None, integer=True)
+
+
+class Controller(nn.Module):
+    """An LSTM cell that reads its previous decision and emits the next one's logits (one linear head and
+    one embedding table per kind of decision: depth, kernel, expand)."""
+
+    def __init__(self, space: MBConvSpace, config: RLConfig):
+        super().__init__()
+        self.space, self.config = space, config
+        self.choices = {"depth": space.depth_choices, "kernel": space.kernel_choices, "expand": space.expand_choices}
+        h = config.hidden_size
+        self.start = nn.Parameter(torch.zeros(1, h))
+        self.cell = nn.LSTMCell(h, h)
+        self.heads = nn.ModuleDict({k: nn.Linear(h, len(c)) for k, c in self.choices.items()})
+        self.embed = nn.ModuleDict({k: nn.Embedding(len(c), h) for k, c in self.choices.items()})
+
+    def init_weights_(self, generator: torch.Generator) -> None:
+        for p in self.parameters():
+            with torch.no_grad():
+                p.uniform_(-self.config.init_range, self.config.init_range, generator=generator)
+
+    def _logits(self, kind: str, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.heads[kind](hidden)
+        if self.config.temperature is not None:
+            logits = logits / self.config.temperature
+        if self.config.tanh_constant is not None:
+            logits = self.config.tanh_constant * torch.tanh(logits)
+        return logits
+
+    def sample(self, generator: torch.Generator) -> tuple[Arch, torch.Tensor, torch.Tensor]:
+        """An arch, the sum of its active decisions' log-probabilities, and their summed entropy."""
+        space = self.space
+        x, state = self.start, None
+        log_prob, entropy = torch.zeros(()), torch.zeros(())
+        depths, kernels, expands = [], [], []
+
+        def decide(kind: str, counts: bool) -> int:
+            nonlocal x, state, log_prob, entropy
+            state = self.cell(x, state)
+            dist = torch.distributions.Categorical(logits=self._logits(kind, state[0])[0])
+            index = int(torch.multinomial(dist.probs.detach(), 1, generator=generator))
+            if counts:
+                log_prob = log_prob + dist.log_prob(torch.tensor(index))
+                entropy = entropy + dist.entropy()
+            x = self.embed[kind](torch.tensor([index]))
+            return index
+
+        for _ in range(space.num_stages):
+            depth = self.choices["depth"][decide("depth", True)]
+            ks, es = [], []
+            for b in range(space.max_depth):
+                ks.append(self.choices["kernel"][decide("kernel", b < depth)])
+                es.append(self.choices["expand"][decide("expand", b < depth)])
+            depths.append(depth)
+            kernels.append(ks[:depth])
+            expands.append(es[:depth])
+        arch = space.validate({"depths": depths, "kernels": kernels, "expands": expands})
+        return arch, log_prob, entropy
+
+
+def rl_search(space: MBConvSpace, evaluate: Callable, budget: int, constraints: Constraints | None = None, *,
+              config: RLConfig | None = None, seed: int = 0) -> SearchResult:
+    """REINFORCE over ``budget`` distinct evaluations; ``result.extras["controller"]`` holds one row per
+    controller sample (reward, baseline, entropy, whether it was a new arch), for curves.
+    """
+    config = config or RLConfig()
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < config.samples_per_update:
+        raise DeepslimError(f"budget = {budget!r} is too small for one controller step "
+                            f"(samples_per_update = {config.samples_per_update})",
+                            hint=f"give a budget of at least {config.samples_per_update}")
+    generator = torch.Generator().manual_seed(seed)
+    controller = Controller(space, config)
+    controller.init_weights_(generator)
+    optimizer = torch.optim.Adam(controller.parameters(), lr=config.lr)
+    search = _Search(space, evaluate, budget, constraints)
+    baseline, pending, rows = None, [], []
+    steps = 0
+    while not search.done and steps < config.max_steps_factor * budget:
+        steps += 1
+        arch, log_prob, entropy = controller.sample(generator)
+        seen = search.seen.get(arch.key())
+        record = seen if seen is not None else search.judge(arch)
+        reward = record["accuracy"] / 100.0 - config.penalty_weight * record["violation"]
+        reward += config.entropy_weight * float(entropy.detach())
+        decay = config.baseline_decay
+        baseline = reward if baseline is None else baseline - (1.0 - decay) * (baseline - reward)
+        pending.append(-(reward - baseline) * log_prob)
+        rows.append({"step": steps, "reward": reward, "baseline": baseline, "entropy": float(entropy.detach()),
+                     "accuracy": record["accuracy"], "violation": record["violation"], "new": seen is None})
+        if len(pending) == config.samples_per_update:
+            optimizer.zero_grad()
+            torch.stack(pending).mean().backward()
+            optimizer.step()
+            pending = []
+    result = search.result("rl")
+    if steps >= config.max_steps_factor * budget and not search.done:
+        result.message += (f" (the controller stopped after {steps} samples with {len(search.history)} distinct "
+                           "archs: it keeps proposing known ones)")
+    result.extras["controller"] = rows
+    return result
+
+
+STRATEGIES["rl"] = rl_search
