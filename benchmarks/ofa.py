@@ -6,6 +6,7 @@ two stages can run at once on the two cores, one thread each):
     deepslim nas latency-table $DIR --threads 1                               # the predictor, on this machine
     OMP_NUM_THREADS=1 python benchmarks/ofa.py search  $DIR --json $R/ofa_search.json    # evolution, random, rl
     OMP_NUM_THREADS=1 python benchmarks/ofa.py pareto  $DIR --json $R/ofa_pareto.json    # subnets to report
+    OMP_NUM_THREADS=1 python benchmarks/ofa.py predictor $DIR --json $R/ofa_predictor.json  # on all judged archs
     OMP_NUM_THREADS=1 python benchmarks/ofa.py finetune $DIR --shard 0/2 --json $R/ofa_finetune_0.json
     OMP_NUM_THREADS=1 python benchmarks/ofa.py finetune $DIR --shard 1/2 --json $R/ofa_finetune_1.json
     OMP_NUM_THREADS=1 python benchmarks/ofa.py goal    $DIR --json $R/ofa_goal.json      # int8 vs the demo
@@ -34,7 +35,15 @@ import deepslim
 from deepslim.data.splits import TensorData
 from deepslim.export.files import write_json_atomic
 from deepslim.export.onnx import evaluate_onnx
-from deepslim.nas import Constraints, Evaluator, LatencyTable, evolution_search, random_search, rl_search
+from deepslim.nas import (
+    AccuracyPredictor,
+    Constraints,
+    Evaluator,
+    LatencyTable,
+    evolution_search,
+    random_search,
+    rl_search,
+)
 from deepslim.nas.latency_table import _time_parts
 from deepslim.profiling import count_ops
 from deepslim.profiling.environment import environment
@@ -117,12 +126,21 @@ def run_search(args) -> dict:
         mine = [r for r in runs if r["strategy"] == strategy]
         summary[strategy] = {f"{k}_{stat}": round(fn([r[k] for r in mine]), 3)
                              for k in ("val_accuracy", "test_accuracy")
-                             for stat, fn in (("mean", statistics.mean), ("std", statistics.stdev))}
+                             for stat, fn in (("mean", statistics.mean), ("std", _stdev))}
     return _record("search", args, {"latency_ms": args.latency_ms, "budget": args.budget, "seeds": args.seeds,
                                     "strategies": args.strategies,
                                     "population": args.population, "sample_size": args.sample_size,
                                     "val_images": len(s.val), "evaluations_computed": s.judge.evaluations,
-                                    "runs": runs, "summary": summary})
+                                    "runs": runs, "summary": summary, "evaluated": _evaluated(s)})
+
+
+def _stdev(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _evaluated(s: Setup) -> list[dict]:
+    """Every arch the evaluator judged (validation accuracy after BN recalibration): the predictor's data."""
+    return [e.to_dict() for e in s.judge.cache.values()]
 
 
 # --- pareto: the subnets to report ---------------------------------------------------------------------
@@ -168,7 +186,7 @@ def run_pareto(args) -> dict:
                                     "targets_ms": _targets(s, args.targets), "subnets": rows, "peers_ms": timed,
                                     "peer_test_accuracy": {name: deepslim.load_pretrained(name).deepslim_metadata[
                                         "metrics"]["test_accuracy"] for name in ZOO},
-                                    "evaluations_computed": s.judge.evaluations})
+                                    "evaluations_computed": s.judge.evaluations, "evaluated": _evaluated(s)})
 
 
 def _time_everything(s: Setup, rows: list[dict], demo: Path, work: Path) -> dict:
@@ -188,6 +206,41 @@ def _time_everything(s: Setup, rows: list[dict], demo: Path, work: Path) -> dict
         if demo.is_file():
             items.append(("demo int8", demo, shape))
         return _time_parts(items, (1, 64), THREADS, 0.3, ROUNDS, "time subnets and peers")
+
+
+# --- predictor: an MLP from the arch encoding to the recalibrated accuracy ------------------------------------
+def run_predictor(args) -> dict:
+    s = Setup(args.dir, args.val_images)
+    seen: dict[str, dict] = {}
+    for name in ("ofa_search.json", "ofa_pareto.json"):
+        path = args.json.parent / name
+        for record in (json.loads(path.read_text()).get("evaluated", []) if path.is_file() else []):
+            seen[json.dumps(record["arch"], sort_keys=True)] = record
+    records = list(seen.values())
+    order = np.random.default_rng(0).permutation(len(records))
+    held = max(len(records) // 5, 2)
+    test_set, train_set = [records[i] for i in order[:held]], [records[i] for i in order[held:]]
+    started = time.perf_counter()
+    predictor = AccuracyPredictor(s.space).fit(train_set)
+    fit_seconds = time.perf_counter() - started
+    quality = predictor.quality(test_set)
+    print(f"predictor on {len(test_set)} held-out archs: MAE {quality['mean_abs_error']:.2f} points, "
+          f"tau {quality['kendall_tau']:.3f}")
+    started = time.perf_counter()
+    judge = predictor.evaluator(lambda a: {"latency_ms": s.table.predict(a, 1)})
+    found = evolution_search(s.space, judge, args.predictor_budget, Constraints(max_latency_ms=args.latency_ms),
+                             population=50, sample_size=10, seed=0)
+    search_seconds = time.perf_counter() - started
+    real = s.judge(found.best_arch)
+    test = s.test_accuracy(s.judge.subnet(found.best_arch))
+    print(f"predictor-guided evolution ({args.predictor_budget} predictions, {search_seconds:.1f} s): predicted "
+          f"{found.best['accuracy']:.2f}%, real val {real.accuracy:.2f}%, test {test:.2f}%")
+    return _record("predictor", args, {"records": len(records), "train": len(train_set), "held_out": quality,
+                                       "fit_seconds": round(fit_seconds, 1), "latency_ms": args.latency_ms,
+                                       "search": {"budget": args.predictor_budget, "seconds": round(search_seconds, 2),
+                                                  "arch": found.best["arch"], "predicted": found.best["accuracy"],
+                                                  "val_accuracy": real.accuracy, "test_accuracy": test,
+                                                  "latency_ms": found.best["latency_ms"]}})
 
 
 # --- finetune: a short stand-alone fine-tune of each reported subnet ------------------------------------------
@@ -254,7 +307,7 @@ def run_goal(args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("search", "pareto", "finetune", "goal"))
+    parser.add_argument("stage", choices=("search", "pareto", "predictor", "finetune", "goal"))
     parser.add_argument("dir", type=Path, help="the `deepslim nas supernet` folder, with latency.json")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("runs/ofa-bench"))
@@ -267,13 +320,17 @@ def main() -> int:
     parser.add_argument("--strategies", type=lambda t: t.split(","), default=["evolution", "random", "rl"],
                         help="search stage: strategies compared at equal budget (rl: ENAS controller settings)")
     parser.add_argument("--targets", type=int, default=6, help="pareto stage: latency targets searched")
+    parser.add_argument("--predictor-budget", type=int, default=2000,
+                        help="predictor stage: archs the predictor-guided evolution judges")
     parser.add_argument("--shard", default="0/1", help="finetune stage: I/N, this process's share")
     parser.add_argument("--pareto", type=Path, default=Path("benchmarks/results/ofa_pareto.json"))
     parser.add_argument("--demo", type=Path, default=Path("runs/demo/model.onnx"),
                         help="the demo's int8 ONNX model (make demo)")
     args = parser.parse_args()
     started = time.perf_counter()
-    result = {"search": run_search, "pareto": run_pareto, "finetune": run_finetune, "goal": run_goal}[args.stage](args)
+    stages = {"search": run_search, "pareto": run_pareto, "predictor": run_predictor, "finetune": run_finetune,
+              "goal": run_goal}
+    result = stages[args.stage](args)
     result["seconds"] = round(time.perf_counter() - started, 1)
     write_json_atomic(args.json, result)
     print(f"wrote {args.json} ({result['seconds']:.0f} s)")

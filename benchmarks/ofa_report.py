@@ -109,6 +109,18 @@ def main() -> int:
                                    "time per search"], srows))
         summary["search"] = search["summary"]
 
+    predictor = _load(args.results, "ofa_predictor.json")
+    if predictor:
+        q, f = predictor["held_out"], predictor["search"]
+        out.append(f"\n### Accuracy predictor\n\nAn MLP (3 x 400) on the arch encoding, trained on {predictor['train']} "
+                   f"of the {predictor['records']} archs the searches judged (validation accuracy after BN "
+                   f"recalibration), tested on the other {q['n']}: mean absolute error {q['mean_abs_error']:.2f} "
+                   f"points (largest {q['max_abs_error']:.2f}), Kendall tau {q['kendall_tau']:.3f}. An evolution "
+                   f"guided by it judged {f['budget']} archs in {f['seconds']:.1f} s under {predictor['latency_ms']} "
+                   f"ms: its pick was predicted at {f['predicted']:.2f}% and measured at {f['val_accuracy']:.2f}% "
+                   f"(validation), {f['test_accuracy']:.2f}% (test).")
+        summary["predictor"] = {"held_out": q, "search": f}
+
     if goal:
         demo1 = _ms(goal["demo_ms"], 1)
         out.append(f"\n### Goal: int8 subnets against the demo's int8 model ({goal['demo_test_accuracy']}%, "

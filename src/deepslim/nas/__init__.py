@@ -13,6 +13,7 @@ Example:
     >>> model = extract_subnet(net, result.best_arch)    # a standalone model: save, export, quantize
 """
 
+from .accuracy_predictor import AccuracyPredictor
 from .controller import Controller, RLConfig, rl_search
 from .evaluator import Evaluation, Evaluator, calibration_images
 from .latency_quality import predictor_quality
@@ -24,7 +25,7 @@ from .strategies import Constraints, SearchResult, evolution_search, random_sear
 from .subnet import MBConvBlock, OFASubnet, extract_subnet
 from .supernet import OFASupernet, sort_channels_
 
-__all__ = ["Arch", "build_latency_table", "calibration_images", "Constraints", "Controller", "Evaluation",
+__all__ = ["AccuracyPredictor", "Arch", "build_latency_table", "calibration_images", "Constraints", "Controller", "Evaluation",
            "Evaluator", "evolution_search", "extract_subnet", "get_space", "hypervolume", "LatencyTable",
            "list_spaces", "MBConvBlock", "MBConvSpace", "OFASubnet", "OFASupernet", "pareto_front",
            "predictor_quality", "progressive_shrinking", "random_search", "register_space", "rl_search",
