@@ -21,6 +21,7 @@ steadily, see docs/nas.md), measured on the whole exported subnet, not predicted
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -77,7 +78,8 @@ class Setup:
                                latency=self.table.latency_fn(1))
 
     def test_accuracy(self, model) -> float:
-        return float(deepslim.evaluate(model, self.data.test, desc="test")["accuracy"])
+        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)  # as the Evaluator runs (3x faster)
+        return float(deepslim.evaluate(fast, self.data.test, batch_size=128, desc="test")["accuracy"])
 
 
 def _shape(space) -> tuple:
