@@ -15,6 +15,9 @@ Example:
 
 from .accuracy_predictor import AccuracyPredictor
 from .controller import Controller, RLConfig, rl_search
+from .enas import EnasConfig, EnasResult, enas_search
+from .enas_space import EnasArch, EnasMacroSpace
+from .enas_supernet import EnasChild, EnasSupernet, extract_child
 from .evaluator import Evaluation, Evaluator, calibration_images
 from .latency_quality import predictor_quality
 from .latency_table import LatencyTable, build_latency_table
@@ -25,8 +28,10 @@ from .strategies import Constraints, SearchResult, evolution_search, random_sear
 from .subnet import MBConvBlock, OFASubnet, extract_subnet
 from .supernet import OFASupernet, sort_channels_
 
-__all__ = ["AccuracyPredictor", "Arch", "build_latency_table", "calibration_images", "Constraints", "Controller", "Evaluation",
-           "Evaluator", "evolution_search", "extract_subnet", "get_space", "hypervolume", "LatencyTable",
-           "list_spaces", "MBConvBlock", "MBConvSpace", "OFASubnet", "OFASupernet", "pareto_front",
-           "predictor_quality", "progressive_shrinking", "random_search", "register_space", "rl_search",
-           "RLConfig", "search", "SearchResult", "ShrinkingConfig", "sort_channels_", "space_from_dict"]
+__all__ = ["AccuracyPredictor", "Arch", "build_latency_table", "calibration_images", "Constraints", "Controller",
+           "enas_search", "EnasArch", "EnasChild", "EnasConfig", "EnasMacroSpace", "EnasResult", "EnasSupernet",
+           "Evaluation", "Evaluator", "evolution_search", "extract_child", "extract_subnet", "get_space",
+           "hypervolume", "LatencyTable", "list_spaces", "MBConvBlock", "MBConvSpace", "OFASubnet", "OFASupernet",
+           "pareto_front", "predictor_quality", "progressive_shrinking", "random_search", "register_space",
+           "rl_search", "RLConfig", "search", "SearchResult", "ShrinkingConfig", "sort_channels_",
+           "space_from_dict"]

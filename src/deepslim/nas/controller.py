@@ -1,8 +1,9 @@
 """Strategy ``rl``: an LSTM controller trained with REINFORCE proposes archs (Zoph & Le 2017; the
 controller and its settings as in ENAS, Pham et al. 2018), the third strategy beside evolution and random.
 
-The controller emits one decision per step: for each stage its depth, then for each block slot its kernel
-and expand ratio (decisions of slots the depth skips are not counted in the log-probability). The reward of
+The controller emits one decision per step, as the space lists them (``space.decisions()``): for
+``ofa-mbconv`` each stage's depth, then each block slot's kernel and expand ratio (decisions of slots the
+depth skips are not counted in the log-probability); for ``enas-macro`` each layer's op and skip flags. The reward of
 an arch is ``accuracy / 100 - penalty_weight * violation`` (the constraints' relative excess, so an arch
 10% over a latency limit loses 0.1 x penalty_weight), plus ``entropy_weight`` x the sample's entropy; the
 advantage is taken against an exponential moving-average baseline. Logits are ``tanh_constant *
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from ..core import Config, DeepslimError
-from .space import Arch, MBConvSpace
+from .space import MBConvSpace
 from .strategies import STRATEGIES, Constraints, SearchResult, _Search
 
 
@@ -69,18 +70,19 @@ class RLConfig(Config):
 
 
 class Controller(nn.Module):
-    """An LSTM cell that reads its previous decision and emits the next one's logits (one linear head and
-    one embedding table per kind of decision: depth, kernel, expand)."""
+    """An LSTM cell that reads its previous decision and emits the next one's logits, over the decisions the
+    space lists (``space.decisions()``: one linear head and one embedding table per kind of decision)."""
 
-    def __init__(self, space: MBConvSpace, config: RLConfig):
+    def __init__(self, space, config: RLConfig):
         super().__init__()
         self.space, self.config = space, config
-        self.choices = {"depth": space.depth_choices, "kernel": space.kernel_choices, "expand": space.expand_choices}
+        self.decisions = space.decisions()
+        kinds = dict(self.decisions)
         h = config.hidden_size
         self.start = nn.Parameter(torch.zeros(1, h))
         self.cell = nn.LSTMCell(h, h)
-        self.heads = nn.ModuleDict({k: nn.Linear(h, len(c)) for k, c in self.choices.items()})
-        self.embed = nn.ModuleDict({k: nn.Embedding(len(c), h) for k, c in self.choices.items()})
+        self.heads = nn.ModuleDict({k: nn.Linear(h, n) for k, n in kinds.items()})
+        self.embed = nn.ModuleDict({k: nn.Embedding(n, h) for k, n in kinds.items()})
 
     def init_weights_(self, generator: torch.Generator) -> None:
         for p in self.parameters():
@@ -95,35 +97,67 @@ class Controller(nn.Module):
             logits = self.config.tanh_constant * torch.tanh(logits)
         return logits
 
-    def sample(self, generator: torch.Generator) -> tuple[Arch, torch.Tensor, torch.Tensor]:
-        """An arch, the sum of its active decisions' log-probabilities, and their summed entropy."""
-        space = self.space
+    def sample(self, generator: torch.Generator):
+        """An arch, the sum of its used decisions' log-probabilities, and their summed entropy."""
         x, state = self.start, None
-        log_prob, entropy = torch.zeros(()), torch.zeros(())
-        depths, kernels, expands = [], [], []
-
-        def decide(kind: str, counts: bool) -> int:
-            nonlocal x, state, log_prob, entropy
+        indices, log_probs, entropies = [], [], []
+        for kind, _ in self.decisions:
             state = self.cell(x, state)
             dist = torch.distributions.Categorical(logits=self._logits(kind, state[0])[0])
             index = int(torch.multinomial(dist.probs.detach(), 1, generator=generator))
-            if counts:
-                log_prob = log_prob + dist.log_prob(torch.tensor(index))
-                entropy = entropy + dist.entropy()
+            indices.append(index)
+            log_probs.append(dist.log_prob(torch.tensor(index)))
+            entropies.append(dist.entropy())
             x = self.embed[kind](torch.tensor([index]))
-            return index
-
-        for _ in range(space.num_stages):
-            depth = self.choices["depth"][decide("depth", True)]
-            ks, es = [], []
-            for b in range(space.max_depth):
-                ks.append(self.choices["kernel"][decide("kernel", b < depth)])
-                es.append(self.choices["expand"][decide("expand", b < depth)])
-            depths.append(depth)
-            kernels.append(ks[:depth])
-            expands.append(es[:depth])
-        arch = space.validate({"depths": depths, "kernels": kernels, "expands": expands})
+        arch, used = self.space.from_decisions(indices)
+        log_prob = sum((lp for lp, u in zip(log_probs, used) if u), torch.zeros(()))
+        entropy = sum((e for e, u in zip(entropies, used) if u), torch.zeros(()))
         return arch, log_prob, entropy
+
+
+class Reinforce:
+    """A controller and its REINFORCE bookkeeping: ``sample`` an arch, then ``reward`` it; every
+    ``samples_per_update`` rewards make one Adam step on ``-(reward - baseline) * log_prob``. The baseline is
+    the exponential moving average of rewards (updated before the advantage is taken, as ENAS does), and
+    ``entropy_weight`` x the sample's entropy is added to each reward. ``state_dict`` covers all of it.
+    """
+
+    def __init__(self, space, config: RLConfig, generator: torch.Generator):
+        self.config = config
+        self.controller = Controller(space, config)
+        self.controller.init_weights_(generator)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=config.lr)
+        self.baseline: float | None = None
+        self.pending: list[torch.Tensor] = []
+
+    def sample(self, generator: torch.Generator):
+        """``(arch, log_prob, entropy)`` from the controller."""
+        return self.controller.sample(generator)
+
+    def reward(self, log_prob: torch.Tensor, entropy: torch.Tensor, value: float) -> dict:
+        """Learn from one sample's reward ``value``; returns the row for curves."""
+        entropy_value = float(entropy.detach())
+        reward = value + self.config.entropy_weight * entropy_value
+        decay = self.config.baseline_decay
+        self.baseline = reward if self.baseline is None else self.baseline - (1.0 - decay) * (self.baseline - reward)
+        self.pending.append(-(reward - self.baseline) * log_prob)
+        if len(self.pending) == self.config.samples_per_update:
+            self.optimizer.zero_grad()
+            torch.stack(self.pending).mean().backward()
+            self.optimizer.step()
+            self.pending = []
+        return {"reward": reward, "baseline": self.baseline, "entropy": entropy_value}
+
+    def state_dict(self) -> dict:
+        if self.pending:
+            raise DeepslimError("the controller has rewards not yet learned from", hint="save after a full update")
+        return {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "baseline": self.baseline}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.controller.load_state_dict(state["controller"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.baseline = state["baseline"]
 
 
 def rl_search(space: MBConvSpace, evaluate: Callable, budget: int, constraints: Constraints | None = None, *,
@@ -137,29 +171,18 @@ def rl_search(space: MBConvSpace, evaluate: Callable, budget: int, constraints: 
                             f"(samples_per_update = {config.samples_per_update})",
                             hint=f"give a budget of at least {config.samples_per_update}")
     generator = torch.Generator().manual_seed(seed)
-    controller = Controller(space, config)
-    controller.init_weights_(generator)
-    optimizer = torch.optim.Adam(controller.parameters(), lr=config.lr)
+    agent = Reinforce(space, config, generator)
     search = _Search(space, evaluate, budget, constraints)
-    baseline, pending, rows = None, [], []
-    steps = 0
+    rows, steps = [], 0
     while not search.done and steps < config.max_steps_factor * budget:
         steps += 1
-        arch, log_prob, entropy = controller.sample(generator)
+        arch, log_prob, entropy = agent.sample(generator)
         seen = search.seen.get(arch.key())
         record = seen if seen is not None else search.judge(arch)
-        reward = record["accuracy"] / 100.0 - config.penalty_weight * record["violation"]
-        reward += config.entropy_weight * float(entropy.detach())
-        decay = config.baseline_decay
-        baseline = reward if baseline is None else baseline - (1.0 - decay) * (baseline - reward)
-        pending.append(-(reward - baseline) * log_prob)
-        rows.append({"step": steps, "reward": reward, "baseline": baseline, "entropy": float(entropy.detach()),
-                     "accuracy": record["accuracy"], "violation": record["violation"], "new": seen is None})
-        if len(pending) == config.samples_per_update:
-            optimizer.zero_grad()
-            torch.stack(pending).mean().backward()
-            optimizer.step()
-            pending = []
+        row = agent.reward(log_prob, entropy,
+                           record["accuracy"] / 100.0 - config.penalty_weight * record["violation"])
+        rows.append({"step": steps, **row, "accuracy": record["accuracy"], "violation": record["violation"],
+                     "new": seen is None})
     result = search.result("rl")
     if steps >= config.max_steps_factor * budget and not search.done:
         result.message += (f" (the controller stopped after {steps} samples with {len(search.history)} distinct "

@@ -326,6 +326,37 @@ class MBConvSpace(Config):
                     out.append(options[0] if len(options) == 1 else rng.choice(options))
         return self._from_slots(depths, ks, es)
 
+    # -- for the RL controller -------------------------------------------------------------------------------
+    def decisions(self) -> list[tuple[str, int]]:
+        """The controller's decisions in order, each ``(kind, number of choices)``: per stage its depth, then a
+        kernel and an expand ratio for each of ``max_depth`` block slots."""
+        per_stage = [("depth", len(self.depth_choices))]
+        per_stage += [("kernel", len(self.kernel_choices)), ("expand", len(self.expand_choices))] * self.max_depth
+        return per_stage * self.num_stages
+
+    def from_decisions(self, indices: list[int]) -> tuple[Arch, list[bool]]:
+        """The arch the decisions' choice indices make, and which decisions it uses (slots beyond a stage's
+        depth are not used).
+
+        Example:
+            >>> space = get_space("ofa-mbconv")
+            >>> arch, used = space.from_decisions([0] * len(space.decisions()))
+            >>> arch == space.smallest(), sum(used)
+            (True, 20)
+        """
+        it = iter(indices)
+        depths, ks, es, used = [], [], [], []
+        for _ in range(self.num_stages):
+            depth = self.depth_choices[next(it)]
+            used.append(True)
+            k, e = [], []
+            for b in range(self.max_depth):
+                k.append(self.kernel_choices[next(it)])
+                e.append(self.expand_choices[next(it)])
+                used += [b < depth] * 2
+            depths.append(depth), ks.append(k), es.append(e)
+        return self._from_slots(depths, ks, es), used
+
     # -- encoding for predictors -------------------------------------------------------------------------
     @property
     def encoding_size(self) -> int:

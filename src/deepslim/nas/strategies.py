@@ -85,10 +85,12 @@ class SearchResult:
     strategy: str
     constraints: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)  # what a strategy adds (rl: the controller's curve)
+    space: object = field(default=None, repr=False, compare=False)
 
     @property
-    def best_arch(self) -> Arch:
-        return Arch.from_dict(self.best["arch"])
+    def best_arch(self):
+        """The best arch as the space's arch type (``Arch`` for ``ofa-mbconv``)."""
+        return self.space.validate(self.best["arch"]) if self.space is not None else Arch.from_dict(self.best["arch"])
 
     def to_dict(self) -> dict:
         return {"strategy": self.strategy, "constraints": self.constraints, "feasible": self.feasible,
@@ -143,7 +145,8 @@ class _Search:
                              if best[metric] > limit)
             message = (f"{strategy}: no evaluated arch meets {self.constraints.describe()}; returning the closest "
                        f"({over})")
-        return SearchResult(best, self.history, feasible, message, strategy, self.constraints.to_dict())
+        return SearchResult(best, self.history, feasible, message, strategy, self.constraints.to_dict(),
+                            space=self.space)
 
 
 def random_search(space: MBConvSpace, evaluate: Callable, budget: int, constraints: Constraints | None = None, *,
@@ -193,8 +196,8 @@ def evolution_search(space: MBConvSpace, evaluate: Callable, budget: int, constr
     while not search.done:
         picks = [alive[rng.index(len(alive))] for _ in range(sample_size)]
         picks.sort(key=search.fitness, reverse=True)
-        parent = Arch.from_dict(picks[0]["arch"])
-        other = Arch.from_dict(picks[min(1, len(picks) - 1)]["arch"])
+        parent = space.validate(picks[0]["arch"])
+        other = space.validate(picks[min(1, len(picks) - 1)]["arch"])
 
         def child(parent=parent, other=other) -> Arch:
             base = space.crossover(parent, other, rng) if rng.uniform() < crossover_probability else parent

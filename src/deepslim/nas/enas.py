@@ -1,0 +1,244 @@
+"""ENAS one-shot search (Pham et al. 2018) and its controls, on one ``EnasSupernet``.
+
+Every epoch first trains the shared weights, one sampled child per training batch (cross-entropy, SGD with
+a cosine schedule and gradient clipping, as ENAS), then, for ``strategy="rl"``, trains the controller for
+``controller_steps`` x ``samples_per_update`` samples, each rewarded by its accuracy on the next
+``reward_batch`` validation images. After the last epoch the final arch is derived from the rest of the
+``evaluations`` budget. A **child evaluation** is always the same thing: shared-weight accuracy on one
+validation minibatch, so the three strategies are compared at the same number of them:
+
+- ``rl``: children come from the controller; its training spends ``epochs x controller_steps x
+  samples_per_update`` evaluations, the derive step the rest (controller samples, best reward wins);
+- ``random``: children are uniform (random search with weight sharing, Li & Talwalkar 2019); the whole
+  budget goes to uniformly random candidates at the end;
+- ``evolution``: uniform children; regularized evolution spends the budget at the end.
+
+Resumable: a checkpoint after every epoch holds the shared weights, the optimizer, the controller and where
+the run stopped; the sampled children are a pure function of the position, so a resumed run ends as an
+uninterrupted one would.
+
+Example:
+    >>> from deepslim.testing import tiny_data
+    >>> net = EnasSupernet(channels=8, num_layers=3, reduce_after=(0,))
+    >>> result = enas_search(net, tiny_data().train, tiny_data().val,
+    ...                      EnasConfig(epochs=1, controller_steps=2, evaluations=4, batch_size=32))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..core import Config, DeepslimError, log, progress
+from ..data import TensorData
+from ..data.loader import Augment, BatchLoader
+from ..train.checkpoint import load_checkpoint, save_checkpoint
+from .controller import Reinforce, RLConfig
+from .enas_supernet import EnasSupernet
+from .strategies import evolution_search
+
+ENAS_STRATEGIES = ("rl", "random", "evolution")
+
+
+@dataclass
+class EnasConfig(Config):
+    """How the shared weights and the controller train, and the child-evaluation budget.
+
+    Defaults follow ENAS's macro search where they transfer (lr 0.05 cosine to 5e-4, weight decay 2.5e-4,
+    gradient norm 5, 50 controller steps per epoch); ``controller`` holds the controller's own settings.
+
+    Example:
+        >>> EnasConfig(epochs=2, controller_steps=10, evaluations=40).controller_evaluations
+        20
+    """
+
+    strategy: str = "rl"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.05
+    lr_min: float = 5e-4
+    momentum: float = 0.9
+    weight_decay: float = 2.5e-4
+    grad_clip: float = 5.0
+    augment: bool = True
+    controller_steps: int = 50
+    reward_batch: int = 128
+    evaluations: int = 1000
+    population: int = 20
+    controller: RLConfig = field(default_factory=lambda: RLConfig(lr=1e-3, tanh_constant=1.5, temperature=None))
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.controller, dict):
+            self.controller = RLConfig(**{k: v for k, v in self.controller.items() if k != "type"})
+        self.check_choice("strategy", ENAS_STRATEGIES)
+        for name in ("epochs", "batch_size", "controller_steps", "reward_batch", "evaluations"):
+            self.check_range(name, 1, None, integer=True)
+        self.check_range("population", 2, None, integer=True)
+        self.check_range("lr", 0.0, None, low_inclusive=False)
+        self.check_range("lr_min", 0.0, None)
+        self.check_range("momentum", 0.0, 1.0, high_inclusive=False)
+        self.check_range("weight_decay", 0.0, None)
+        self.check_range("grad_clip", 0.0, None, low_inclusive=False)
+        if self.strategy == "rl" and self.evaluations <= self.controller_evaluations:
+            raise DeepslimError(f"evaluations = {self.evaluations} is too small: the controller's training takes "
+                                f"{self.controller_evaluations} (epochs x controller_steps x samples_per_update) and "
+                                "deriving the final arch at least one more",
+                                hint=f"give evaluations > {self.controller_evaluations}, or fewer controller steps")
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "controller": self.controller.to_dict()}
+
+    @property
+    def controller_evaluations(self) -> int:
+        return self.epochs * self.controller_steps * self.controller.samples_per_update if self.strategy == "rl" else 0
+
+
+@dataclass
+class EnasResult:
+    """The derived arch with its shared-weight reward, the budget spent, per-epoch history, the controller's
+    curve (rl) and every derive-step candidate."""
+
+    best: dict
+    strategy: str
+    evaluations: int
+    history: list[dict]
+    controller: list[dict]
+    candidates: list[dict]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {"best": self.best, "strategy": self.strategy, "evaluations": self.evaluations,
+                "history": self.history, "controller": self.controller, "candidates": self.candidates,
+                "seconds": self.seconds}
+
+
+def _generator(seed: int, *position: int) -> torch.Generator:
+    # a pure function of where training is, so a resumed run samples the same children
+    value = seed
+    for p in position:
+        value = value * 1_000_003 + p
+    return torch.Generator().manual_seed(value % (2 ** 63))
+
+
+class _Rewarder:
+    """Shared-weight accuracy (%) of a child on the next ``size`` validation images, cycling; counts calls."""
+
+    def __init__(self, supernet: EnasSupernet, val: TensorData, size: int, device):
+        self.supernet, self.val, self.size, self.device = supernet, val, min(size, len(val)), device
+        self.cursor, self.count = 0, 0
+
+    @torch.no_grad()
+    def __call__(self, arch) -> float:
+        idx = torch.arange(self.cursor, self.cursor + self.size) % len(self.val)
+        self.cursor = int(idx[-1] + 1) % len(self.val)
+        self.count += 1
+        x, y = self.val.images[idx].to(self.device), self.val.labels[idx].to(self.device)
+        self.supernet.train()  # batch statistics, as ENAS rewards children
+        return float((self.supernet(x, arch).argmax(1) == y).float().mean() * 100)
+
+
+def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, config: EnasConfig | None = None, *,
+                checkpoint: str | Path | None = None, resume: bool = False, device="cpu") -> EnasResult:
+    """Train ``supernet``'s shared weights (and, for ``rl``, the controller) for ``config.epochs``, then
+    derive the best child within the evaluation budget. See the module docstring."""
+    config = config or EnasConfig()
+    for name, split in (("train", train), ("val", val)):
+        if not isinstance(split, TensorData):
+            raise DeepslimError(f"enas_search trains on TensorData, got {type(split).__name__} for {name}",
+                                hint="pass splits of deepslim.load_dataset(...)")
+    if len(train) < config.batch_size:
+        raise DeepslimError(f"the training split has {len(train)} samples, fewer than batch_size={config.batch_size}",
+                            hint="lower EnasConfig.batch_size")
+    space = supernet.space
+    supernet.to(device)
+    identity = {"space": space.to_dict(), "config": config.to_dict()}
+    agent = Reinforce(space, config.controller, _generator(config.seed, 0)) if config.strategy == "rl" else None
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+                                weight_decay=config.weight_decay)
+    rewarder = _Rewarder(supernet, val, config.reward_batch, device)
+    history, curve, start = [], [], 0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if resume and path is not None and path.is_file():
+        state = load_checkpoint(path)
+        if state.get("space") != identity["space"]:
+            raise DeepslimError(f"{path} was written for another search space ({state.get('space', {}).get('name')} "
+                                "with other options)", hint="resume with the space it was written for, or start again")
+        if state.get("config") != identity["config"]:
+            raise DeepslimError(f"{path} was written with another EnasConfig",
+                                hint="resume with the same config, or start again without resume")
+        supernet.load_state_dict(state["supernet"])
+        optimizer.load_state_dict(state["optimizer"])
+        if agent is not None:
+            agent.load_state_dict(state["agent"])
+        start, history, curve = state["epoch"], state["history"], state["curve"]
+        rewarder.cursor, rewarder.count = state["cursor"], state["evaluations"]
+        log(f"resuming ENAS search after epoch {start}")
+    loader = BatchLoader(train, config.batch_size, shuffle=True, drop_last=True, seed=config.seed, device=device,
+                         augment=Augment() if config.augment else None)
+    steps = config.epochs * len(loader)
+    started = time.perf_counter()
+    for epoch in range(start, config.epochs):
+        epoch_started, total = time.perf_counter(), 0.0
+        loader.set_epoch(epoch)
+        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout, so resume is exact
+        supernet.train()
+        for step, (x, y) in enumerate(progress(loader, desc=f"shared weights {epoch + 1}/{config.epochs}")):
+            for group in optimizer.param_groups:
+                t = (epoch * len(loader) + step) / steps
+                group["lr"] = config.lr_min + 0.5 * (config.lr - config.lr_min) * (1 + math.cos(math.pi * t))
+            generator = _generator(config.seed, 1, epoch, step)
+            with torch.no_grad():
+                arch = agent.sample(generator)[0] if agent is not None else space.sample(generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(supernet(x, arch), y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(supernet.parameters(), config.grad_clip)
+            optimizer.step()
+            total += loss.item()
+        if agent is not None:
+            for step in range(config.controller_steps * config.controller.samples_per_update):
+                arch, log_prob, entropy = agent.sample(_generator(config.seed, 2, epoch, step))
+                accuracy = rewarder(arch)
+                curve.append({"epoch": epoch + 1, "accuracy": accuracy, **agent.reward(log_prob, entropy, accuracy / 100)})
+        record = {"epoch": epoch + 1, "loss": total / len(loader), "seconds": time.perf_counter() - epoch_started}
+        if curve:
+            last = curve[-config.controller_steps:]
+            record.update(reward=sum(r["reward"] for r in last) / len(last), entropy=last[-1]["entropy"])
+        history.append(record)
+        log(f"ENAS epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}"
+            + (f", controller reward {record['reward']:.3f}, entropy {record['entropy']:.2f}" if curve else "")
+            + f" ({record['seconds']:.0f} s)")
+        if path is not None:
+            save_checkpoint(path, {**identity, "epoch": epoch + 1, "supernet": supernet.state_dict(),
+                                   "optimizer": optimizer.state_dict(), "history": history, "curve": curve,
+                                   "cursor": rewarder.cursor, "evaluations": rewarder.count,
+                                   "agent": agent.state_dict() if agent is not None else None})
+    best, candidates = _derive(supernet, agent, rewarder, config)
+    return EnasResult(best, config.strategy, rewarder.count, history, curve, candidates,
+                      round(time.perf_counter() - started, 1))
+
+
+def _derive(supernet: EnasSupernet, agent: Reinforce | None, rewarder: _Rewarder, config: EnasConfig):
+    """Spend what is left of the evaluation budget choosing the final arch; returns (best, candidates)."""
+    space = supernet.space
+    left = config.evaluations - rewarder.count
+    if config.strategy == "evolution":
+        population = max(2, min(config.population, left))
+        result = evolution_search(space, lambda a: {"accuracy": rewarder(a)}, left, population=population,
+                                  sample_size=min(5, population), seed=config.seed)
+        candidates = result.history
+    else:
+        candidates = []
+        for i in range(left):
+            generator = _generator(config.seed, 3, i)
+            with torch.no_grad():
+                arch = agent.sample(generator)[0] if agent is not None else space.sample(generator)
+            candidates.append({"arch": arch.to_dict(), "accuracy": rewarder(arch)})
+    best = max(candidates, key=lambda c: c["accuracy"])
+    return {"arch": best["arch"], "reward_accuracy": best["accuracy"]}, candidates
