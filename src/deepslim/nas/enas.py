@@ -37,9 +37,10 @@ import torch.nn.functional as F
 from ..core import Config, DeepslimError, log, progress
 from ..data import TensorData
 from ..data.loader import Augment, BatchLoader
-from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..train.checkpoint import save_checkpoint
 from .controller import Reinforce, RLConfig
 from .enas_supernet import EnasSupernet
+from .resume import check_splits, resume_state
 from .strategies import evolution_search
 
 ENAS_STRATEGIES = ("rl", "random", "evolution")
@@ -148,13 +149,7 @@ def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, conf
     """Train ``supernet``'s shared weights (and, for ``rl``, the controller) for ``config.epochs``, then
     derive the best child within the evaluation budget. See the module docstring."""
     config = config or EnasConfig()
-    for name, split in (("train", train), ("val", val)):
-        if not isinstance(split, TensorData):
-            raise DeepslimError(f"enas_search trains on TensorData, got {type(split).__name__} for {name}",
-                                hint="pass splits of deepslim.load_dataset(...)")
-    if len(train) < config.batch_size:
-        raise DeepslimError(f"the training split has {len(train)} samples, fewer than batch_size={config.batch_size}",
-                            hint="lower EnasConfig.batch_size")
+    check_splits("enas_search", config.batch_size, "EnasConfig", train=train, val=val)
     space = supernet.space
     supernet.to(device)
     identity = {"space": space.to_dict(), "config": config.to_dict()}
@@ -165,13 +160,7 @@ def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, conf
     history, curve, start = [], [], 0
     path = Path(checkpoint) if checkpoint is not None else None
     if resume and path is not None and path.is_file():
-        state = load_checkpoint(path)
-        if state.get("space") != identity["space"]:
-            raise DeepslimError(f"{path} was written for another search space ({state.get('space', {}).get('name')} "
-                                "with other options)", hint="resume with the space it was written for, or start again")
-        if state.get("config") != identity["config"]:
-            raise DeepslimError(f"{path} was written with another EnasConfig",
-                                hint="resume with the same config, or start again without resume")
+        state = resume_state(path, identity, "EnasConfig")
         supernet.load_state_dict(state["supernet"])
         optimizer.load_state_dict(state["optimizer"])
         if agent is not None:

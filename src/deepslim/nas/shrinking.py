@@ -25,11 +25,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..core import Config, DeepslimError, log, progress, resolve_device
+from ..core import Config, log, progress, resolve_device
 from ..data import TensorData
 from ..data.loader import Augment, BatchLoader
 from ..distill.losses import kd_loss
-from ..train.checkpoint import load_checkpoint, save_checkpoint
+from ..train.checkpoint import save_checkpoint
+from .resume import check_splits, resume_state
 from .supernet import OFASupernet, sort_channels_
 
 PHASES = ("largest", "kernel", "depth", "expand")
@@ -110,12 +111,7 @@ def progressive_shrinking(supernet: OFASupernet, train: TensorData, config: Shri
     ``{"phase", "epoch", "loss", "seconds"}``. The largest arch is active afterwards.
     """
     config = config or ShrinkingConfig()
-    if not isinstance(train, TensorData):
-        raise DeepslimError(f"progressive_shrinking trains on TensorData, got {type(train).__name__}",
-                            hint="pass a split of deepslim.load_dataset(...), e.g. data.train")
-    if len(train) < config.batch_size:
-        raise DeepslimError(f"the training split has {len(train)} samples, fewer than batch_size={config.batch_size}",
-                            hint="lower ShrinkingConfig.batch_size")
+    check_splits("progressive_shrinking", config.batch_size, "ShrinkingConfig", train=train)
     dev = resolve_device(device)
     supernet.to(dev)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -126,14 +122,7 @@ def progressive_shrinking(supernet: OFASupernet, train: TensorData, config: Shri
     start_phase, start_epoch, teacher_state = 0, 0, None
     state = None
     if resume and path is not None and path.is_file():
-        state = load_checkpoint(path)
-        if state.get("space") != identity["space"]:
-            raise DeepslimError(f"{path} was written for another search space ({state.get('space', {}).get('name')}"
-                                f" with other options)", hint="resume with the supernet it was written for, or "
-                                                              "start again without resume")
-        if state.get("config") != identity["config"]:
-            raise DeepslimError(f"{path} was written with another ShrinkingConfig",
-                                hint="resume with the same config, or start again without resume")
+        state = resume_state(path, identity, "ShrinkingConfig")
         supernet.load_state_dict(state["supernet"])
         start_phase, start_epoch, teacher_state = state["phase"], state["epoch"], state.get("teacher")
         log(f"resuming progressive shrinking at phase '{PHASES[start_phase]}', epoch {start_epoch}")
