@@ -25,14 +25,15 @@ LATENCY = "latency.json"
 
 
 def add_parser(sub) -> None:
-    from . import nas_search
+    from . import nas_enas, nas_search
 
     p = add_command(sub, "nas", help="once-for-all NAS: train a supernet, time its blocks, search subnets",
                     description="Once-for-all architecture search in three steps sharing one folder DIR: "
                                 "`nas supernet` trains an elastic supernet by progressive shrinking (resumable), "
                                 "`nas latency-table` times every block it can be built from on ONNX Runtime on "
                                 "this machine, `nas search` picks the most accurate subnet under a latency, MACs "
-                                "or params limit and saves it as a standalone model.",
+                                "or params limit and saves it as a standalone model. `nas enas` runs ENAS one-shot "
+                                "search (shared weights and an RL controller, or the random / evolution controls).",
                     epilog="Example: deepslim nas supernet --space ofa-mbconv --data fashion-mnist --out runs/ofa; "
                            "deepslim nas latency-table runs/ofa; deepslim nas search runs/ofa --latency-ms 0.1 "
                            "--strategy evolution --out runs/ofa-best")
@@ -40,6 +41,7 @@ def add_parser(sub) -> None:
     _add_supernet(nas_sub)
     _add_latency_table(nas_sub)
     nas_search.add_parser(nas_sub)
+    nas_enas.add_parser(nas_sub)
     p.set_defaults(func=lambda args: _missing_step(p))
 
 
@@ -48,10 +50,11 @@ def _missing_step(parser) -> int:
     return 2
 
 
-def add_space_option(p) -> None:
+def add_space_option(p, example: str = "widths=8,8,16,16", space=None) -> None:
+    fields = (space or MBConvSpace()).options()
     p.add_argument("--space-option", action="append", metavar="KEY=VALUE",
-                   help="override a field of the space, repeatable, e.g. --space-option widths=8,8,16,16 "
-                        "(fields: " + ", ".join(f for f in MBConvSpace().options()) + ")")
+                   help=f"override a field of the space, repeatable, e.g. --space-option {example} "
+                        "(fields: " + ", ".join(fields) + ")")
 
 
 def space_options(items) -> dict:
@@ -64,7 +67,7 @@ def space_options(items) -> dict:
                                 hint="e.g. --space-option widths=8,8,16,16")
         value = parse_value(value.strip())
         out[key.strip().replace("-", "_")] = value
-    for key in ("widths", "strides", "depth_choices", "kernel_choices", "expand_choices"):
+    for key in ("widths", "strides", "depth_choices", "kernel_choices", "expand_choices", "reduce_after", "ops"):
         if key in out and not isinstance(out[key], tuple):
             out[key] = (out[key],)
     return out
@@ -173,6 +176,9 @@ def run_supernet(args) -> int:
     from ..nas.shrinking import PHASES, ShrinkingConfig, progressive_shrinking
 
     space = get_space(args.space, **space_options(args.space_option))
+    if not isinstance(space, MBConvSpace):
+        raise DeepslimError(f"`nas supernet` trains once-for-all spaces; '{args.space}' is an ENAS space",
+                            hint="use `deepslim nas enas` for it, or --space ofa-mbconv")
     epochs = _epochs(args.epochs_per_phase)
     config = ShrinkingConfig(**{f"epochs_{ph}": e for ph, e in zip(PHASES, epochs)}, batch_size=args.batch_size,
                              seed=args.seed)

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..core import DeepslimError, log
 from ..data import load_dataset
 from ..export.model_card import write_model_card
+from ..nas.space import MBConvSpace
 from .args import add_command, check_output_dir, command_line, data_options, data_record, print_json, replace_output_dir
 from .options import refuse_unless
 
@@ -106,6 +107,9 @@ def run(args) -> int:
     if args.calibration_size < 1:
         raise DeepslimError(f"--calibration-size {args.calibration_size} must be >= 1", hint="e.g. 2000")
     manifest = require_supernet_folder(args.dir, "search")
+    if not isinstance(manifest["space_obj"], MBConvSpace):
+        raise DeepslimError(f"{args.dir} holds an ENAS search ({manifest['space_obj'].name}); `nas search` searches "
+                            "once-for-all supernets", hint=f"its derived arch is in {args.dir / 'child'}")
     batch = args.batch if args.batch is not None else 1
     table = None
     if (args.dir / LATENCY).is_file() or args.latency_ms is not None:
