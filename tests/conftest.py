@@ -87,3 +87,19 @@ def train_synthetic_run(out, model: str, epochs: int = 1):
 def synthetic_run(tmp_path_factory):
     """A factory of trained runs on synthetic data, shared by the tests of one module."""
     return lambda model, epochs=1: train_synthetic_run(tmp_path_factory.mktemp("run") / model, model, epochs)
+
+
+@pytest.fixture
+def interrupt_after_checkpoint(monkeypatch):
+    """``interrupt_after_checkpoint(module)``: the next checkpoint ``module`` saves is written, then
+    KeyboardInterrupt is raised, as if the run were killed right after it; returns a callable that undoes it."""
+    def patch(module):
+        real = module.save_checkpoint
+
+        def save_then_stop(path, state):
+            real(path, state)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(module, "save_checkpoint", save_then_stop)
+        return lambda: monkeypatch.setattr(module, "save_checkpoint", real)
+    return patch

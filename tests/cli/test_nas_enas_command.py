@@ -51,22 +51,13 @@ def test_refusals(searched, cli, tmp_path):
     assert code == 2 and "ENAS search" in err
 
 
-def test_resume_refuses_another_space(cli, tmp_path, monkeypatch):
+def test_resume_refuses_another_space(cli, tmp_path, interrupt_after_checkpoint):
     import deepslim.nas.enas as enas
 
-    class Stop(KeyboardInterrupt):
-        pass
-
-    real = enas.save_checkpoint
-
-    def save_then_stop(path, state):
-        real(path, state)
-        raise Stop
-
-    monkeypatch.setattr(enas, "save_checkpoint", save_then_stop)
+    undo = interrupt_after_checkpoint(enas)
     code, _, err = cli("nas", "enas", *SPACE, *RUN, "--out", tmp_path / "run")
     assert code != 0 and "--resume" in err
-    monkeypatch.setattr(enas, "save_checkpoint", real)
+    undo()
     other = ["--space-option", "channels=16", *SPACE[2:]]
     code, _, err = cli("nas", "enas", *other, *RUN, "--resume", "--out", tmp_path / "run")
     assert code == 2 and "another search space" in err

@@ -76,41 +76,25 @@ def test_each_strategy_spends_exactly_the_budget(data, strategy):
     assert len(result.candidates) == (4 if strategy == "rl" else 10)
 
 
-def test_interrupted_search_resumes_exactly(data, tmp_path):
+def test_interrupted_search_resumes_exactly(data, tmp_path, interrupt_after_checkpoint):
+    import deepslim.nas.enas as enas
+
     torch.manual_seed(0)
     init = EnasSupernet(**TINY).state_dict()
     whole, parted = EnasSupernet(**TINY), EnasSupernet(**TINY)
     whole.load_state_dict(init)
     parted.load_state_dict(init)
     expected = enas_search(whole, data.train, data.val, config())
-    _one_epoch(parted, data, config(), tmp_path / "c.pt")
+    undo = interrupt_after_checkpoint(enas)
+    with pytest.raises(KeyboardInterrupt):
+        enas_search(parted, data.train, data.val, config(), checkpoint=tmp_path / "c.pt")
+    undo()
     assert torch.load(tmp_path / "c.pt", weights_only=True)["epoch"] == 1
     resumed = enas_search(parted, data.train, data.val, config(), checkpoint=tmp_path / "c.pt", resume=True)
     assert resumed.best == expected.best and resumed.candidates == expected.candidates
     assert resumed.controller == expected.controller and resumed.evaluations == expected.evaluations
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in expected.history]
     assert all(torch.equal(a, b) for a, b in zip(parted.state_dict().values(), whole.state_dict().values()))
-
-
-def _one_epoch(net, data, cfg, path):
-    """Run ``cfg`` but stop after its first epoch, leaving the checkpoint an interruption would."""
-    import deepslim.nas.enas as enas
-
-    class Stop(Exception):
-        pass
-
-    real = enas.save_checkpoint
-
-    def save_then_stop(p, state):
-        real(p, state)
-        raise Stop
-
-    enas.save_checkpoint = save_then_stop
-    try:
-        with pytest.raises(Stop):
-            enas_search(net, data.train, data.val, cfg, checkpoint=path)
-    finally:
-        enas.save_checkpoint = real
 
 
 def test_refusals(data, tmp_path):

@@ -170,6 +170,21 @@ def _prepare_supernet_folder(out: Path, identity: dict, resume: bool) -> None:
                             hint="resume with the same options as the first run")
 
 
+def open_search_folder(args, space, identity: dict):
+    """Check ``args.out`` for a new or resumed run of ``identity``, load the data (it must fit the space)
+    and write the folder's manifest; returns the data."""
+    _prepare_supernet_folder(args.out, identity, args.resume)
+    data = load_dataset(args.data, subset=args.subset, seed=args.seed, **data_options(args))
+    if tuple(data.input_shape)[0] != space.in_channels or data.num_classes != space.num_classes:
+        raise DeepslimError(f"data set {data.name} has {data.input_shape[0]} channels and {data.num_classes} classes, "
+                            f"the space {space.in_channels} and {space.num_classes}",
+                            hint="set them with --space-option in_channels=N --space-option num_classes=N")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not (args.out / MANIFEST).is_file():
+        (args.out / MANIFEST).write_text(json.dumps({**identity, "command": command_line(args)}, indent=1))
+    return data
+
+
 def run_supernet(args) -> int:
     from ..export import save
     from ..nas import Evaluator, OFASupernet
@@ -188,15 +203,7 @@ def run_supernet(args) -> int:
     data_id = {"name": args.data, "subset": args.subset, "seed": args.seed}
     identity = {"space": space.to_dict(), "kernel_transform": args.kernel_transform, "config": config.to_dict(),
                 "data": data_id}
-    _prepare_supernet_folder(out, identity, args.resume)
-    data = load_dataset(args.data, subset=args.subset, seed=args.seed, **data_options(args))
-    if tuple(data.input_shape)[0] != space.in_channels or data.num_classes != space.num_classes:
-        raise DeepslimError(f"data set {data.name} has {data.input_shape[0]} channels and {data.num_classes} classes, "
-                            f"the space {space.in_channels} and {space.num_classes}",
-                            hint="set them with --space-option in_channels=N --space-option num_classes=N")
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / MANIFEST).is_file():
-        (out / MANIFEST).write_text(json.dumps({**identity, "command": command_line(args)}, indent=1))
+    data = open_search_folder(args, space, identity)
     device = resolve_device(args.device)
     seed_everything(args.seed)
     net = OFASupernet.from_space(space, args.kernel_transform)

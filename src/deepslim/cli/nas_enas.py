@@ -15,10 +15,9 @@ import json
 from pathlib import Path
 
 from ..core import DeepslimError, log, resolve_device, seed_everything
-from ..data import load_dataset
 from ..nas.enas_space import EnasMacroSpace
 from ..nas.space import get_space, list_spaces
-from .args import add_command, command_line, data_options, data_record, print_json
+from .args import add_command, command_line, data_record, print_json
 
 
 def add_parser(sub) -> None:
@@ -62,7 +61,7 @@ def run(args) -> int:
     from ..nas.enas import EnasConfig, enas_search
     from ..nas.enas_supernet import EnasSupernet, extract_child
     from ..train import evaluate, recalibrate_batchnorm_
-    from .nas import CHECKPOINT, MANIFEST, SUPERNET, _prepare_supernet_folder, space_options
+    from .nas import CHECKPOINT, SUPERNET, open_search_folder, space_options
 
     space = get_space(args.space, **space_options(args.space_option))
     if not isinstance(space, EnasMacroSpace):
@@ -76,15 +75,7 @@ def run(args) -> int:
     out = args.out
     identity = {"space": space.to_dict(), "config": config.to_dict(),
                 "data": {"name": args.data, "subset": args.subset, "seed": args.seed}}
-    _prepare_supernet_folder(out, identity, args.resume)
-    data = load_dataset(args.data, subset=args.subset, seed=args.seed, **data_options(args))
-    if tuple(data.input_shape)[0] != space.in_channels or data.num_classes != space.num_classes:
-        raise DeepslimError(f"data set {data.name} has {data.input_shape[0]} channels and {data.num_classes} classes, "
-                            f"the space {space.in_channels} and {space.num_classes}",
-                            hint="set them with --space-option in_channels=N --space-option num_classes=N")
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / MANIFEST).is_file():
-        (out / MANIFEST).write_text(json.dumps({**identity, "command": command_line(args)}, indent=1))
+    data = open_search_folder(args, space, identity)
     device = resolve_device(args.device)
     seed_everything(args.seed)
     net = EnasSupernet.from_space(space)
