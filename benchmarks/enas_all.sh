@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Every stage of benchmarks/enas.py: 3 strategies x 3 seeds of search, each derived arch trained alone, the
+# ranking study, the report; two one-thread processes at a time (one per core). Resumable: finished stages
+# are skipped, an interrupted search resumes from its checkpoint.
+#   bash benchmarks/enas_all.sh            # ~2 h on the 2-core machine (estimate from per-epoch timings)
+set -euo pipefail
+PY=${PYTHON:-.venv/bin/python}
+R=${RESULTS:-benchmarks/results/enas}
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+lane() {  # strategy:seed pairs, one after another
+  for pair in "$@"; do
+    s=${pair%:*}; k=${pair#*:}
+    [ -f "$R/search_${s}_${k}.json" ] || $PY benchmarks/enas.py search --strategy "$s" --seed "$k"
+    [ -f "$R/scratch_${s}_${k}.json" ] || $PY benchmarks/enas.py scratch --strategy "$s" --seed "$k"
+  done
+}
+lane rl:0 random:1 evolution:2 rl:2 &
+a=$!
+lane random:0 evolution:0 rl:1 random:2 evolution:1 &
+b=$!
+wait $a
+[ -f "$R/ranking.json" ] || $PY benchmarks/enas.py ranking   # needs rl seed 0's supernet
+wait $b
+$PY benchmarks/enas.py report
