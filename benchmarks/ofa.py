@@ -5,10 +5,13 @@ two stages can run at once on the two cores, one thread each):
     DIR=runs/ofa; R=benchmarks/results
     deepslim nas latency-table $DIR --threads 1                               # the predictor, on this machine
     OMP_NUM_THREADS=1 python benchmarks/ofa.py search  $DIR --json $R/ofa_search.json    # evolution, random, rl
+    OMP_NUM_THREADS=1 python benchmarks/ofa.py alone   $DIR --json $R/ofa_alone.json     # 10 archs trained alone
     OMP_NUM_THREADS=1 python benchmarks/ofa.py pareto  $DIR --json $R/ofa_pareto.json    # subnets to report
+    OMP_NUM_THREADS=1 python benchmarks/ofa.py ranking $DIR --json $R/ofa_ranking.json   # supernet vs alone, tau
     OMP_NUM_THREADS=1 python benchmarks/ofa.py predictor $DIR --json $R/ofa_predictor.json  # on all judged archs
     OMP_NUM_THREADS=1 python benchmarks/ofa.py finetune $DIR --shard 0/2 --json $R/ofa_finetune_0.json
     OMP_NUM_THREADS=1 python benchmarks/ofa.py finetune $DIR --shard 1/2 --json $R/ofa_finetune_1.json
+    OMP_NUM_THREADS=1 python benchmarks/ofa.py timing  $DIR --json $R/ofa_timing.json    # alone on the machine
     OMP_NUM_THREADS=1 python benchmarks/ofa.py goal    $DIR --json $R/ofa_goal.json      # int8 vs the demo
     python benchmarks/ofa_report.py                                            # tables, chart, hypervolume
 
@@ -104,7 +107,7 @@ def run_search(args) -> dict:
     runs = []
     for seed in args.seeds:
         for strategy in args.strategies:
-            started = time.perf_counter()
+            started, computed = time.perf_counter(), s.judge.evaluations
             if strategy == "evolution":
                 r = evolution_search(s.space, s.judge, args.budget, constraints, population=args.population,
                                      sample_size=args.sample_size, seed=seed)
@@ -120,7 +123,8 @@ def run_search(args) -> dict:
             test = s.test_accuracy(s.judge.subnet(r.best_arch))
             runs.append({"strategy": strategy, "seed": seed, "feasible": r.feasible, "best": r.best,
                          "val_accuracy": r.best["accuracy"], "test_accuracy": test, "best_so_far": best_so_far,
-                         "seconds": round(time.perf_counter() - started, 1), **r.extras})
+                         "seconds": round(time.perf_counter() - started, 1),
+                         "computed": s.judge.evaluations - computed, **r.extras})  # the rest came from the cache
             print(f"{strategy} seed {seed}: val {r.best['accuracy']:.2f}% test {test:.2f}% "
                   f"{r.best['latency_ms']:.4f} ms ({runs[-1]['seconds']:.0f} s)")
     summary = {}
@@ -181,20 +185,25 @@ def run_pareto(args) -> dict:
                      "macs": int(counts.macs), "params": int(counts.params),
                      "predicted_ms": {b: s.table.predict(p["arch"], b) for b in (1, 64)}})
         print(f"{name}: test {test:.2f}% {counts.macs / 1e6:.2f}M MACs")
-    timed = _time_everything(s, rows, args.demo, work)
-    for row in rows:
-        row["measured_ms"] = timed.pop(row["name"])
     return _record("pareto", args, {"val_images": len(s.val), "budget_per_target": args.budget,
-                                    "targets_ms": _targets(s, args.targets), "subnets": rows, "peers_ms": timed,
-                                    "peer_test_accuracy": {name: deepslim.load_pretrained(name).deepslim_metadata[
-                                        "metrics"]["test_accuracy"] for name in ZOO},
+                                    "targets_ms": _targets(s, args.targets), "subnets": rows,
                                     "evaluations_computed": s.judge.evaluations, "evaluated": _evaluated(s)})
 
 
-def _time_everything(s: Setup, rows: list[dict], demo: Path, work: Path) -> dict:
-    """Measured ms at batch 1 and 64 of every subnet, the zoo baselines and the demo's int8 model, all in
-    the same interleaved sweeps."""
-    shape = _shape(s.space)
+def run_timing(args) -> dict:
+    """Measured ms at batch 1 and 64 of every reported subnet, the zoo baselines and the demo's int8 model,
+    all in the same interleaved sweeps; run with nothing else on the machine."""
+    pareto = json.loads(args.pareto.read_text())
+    space = deepslim.load(args.dir / "supernet").space
+    timed = _time_everything(space, pareto["subnets"], args.demo, args.work / "subnets")
+    subnets = {row["name"]: timed.pop(row["name"]) for row in pareto["subnets"]}
+    return _record("timing", args, {"subnets_ms": subnets, "peers_ms": timed,
+                                    "peer_test_accuracy": {name: deepslim.load_pretrained(name).deepslim_metadata[
+                                        "metrics"]["test_accuracy"] for name in ZOO}})
+
+
+def _time_everything(space, rows: list[dict], demo: Path, work: Path) -> dict:
+    shape = _shape(space)
     with tempfile.TemporaryDirectory(prefix="ofa-bench-") as tmp:
         items = []
         for row in rows:
@@ -208,6 +217,63 @@ def _time_everything(s: Setup, rows: list[dict], demo: Path, work: Path) -> dict
         if demo.is_file():
             items.append(("demo int8", demo, shape))
         return _time_parts(items, (1, 64), THREADS, 0.3, ROUNDS, "time subnets and peers")
+
+
+# --- ranking: supernet-recalibrated accuracy against the same archs trained alone -----------------------------
+RANKING_ARCHS = 10
+
+
+def _ranking_archs(space) -> list:
+    """Uniformly random archs fixed by seed (chosen before the supernet was trained)."""
+    return [space.sample(500 + i) for i in range(RANKING_ARCHS)]
+
+
+def run_alone(args) -> dict:
+    """Train each ranking arch of DIR's space alone for --alone-epochs (the from-scratch recipe of
+    ofa_scratch.py, shorter) on DIR's data; needs only DIR/nas.json, so it can run while the supernet trains.
+    Finished archs are kept in --json and skipped when the stage is rerun."""
+    from ofa_scratch import fresh_subnet
+
+    from deepslim.nas import space_from_dict
+
+    manifest = json.loads((args.dir / "nas.json").read_text())  # written when the supernet's training starts
+    space, d = space_from_dict(manifest["space"]), manifest["data"]
+    data = deepslim.load_dataset(d["name"], subset=d.get("subset"), seed=d.get("seed", 0))
+    done = json.loads(args.json.read_text()).get("archs", []) if args.json.is_file() else []
+    config = deepslim.TrainConfig(epochs=args.alone_epochs, batch_size=128, lr=0.1, momentum=0.9, nesterov=True,
+                                  weight_decay=3e-5, seed=0)
+    for i, arch in enumerate(_ranking_archs(space)):
+        if i < len(done):
+            continue
+        model = fresh_subnet(space, arch, i).to(memory_format=torch.channels_last)
+        started = time.perf_counter()
+        deepslim.train(model, data.train, config)
+        model = model.to(memory_format=torch.contiguous_format).eval()
+        done.append({"arch": arch.to_dict(), "val_accuracy": float(deepslim.evaluate(model, data.val)["accuracy"]),
+                     "test_accuracy": float(deepslim.evaluate(model, data.test)["accuracy"]),
+                     "seconds": round(time.perf_counter() - started, 1)})
+        print(f"arch {i}: {done[-1]['test_accuracy']:.2f}% test after {args.alone_epochs} epochs alone")
+        write_json_atomic(args.json, _record("alone", args, {"epochs": args.alone_epochs, "archs": done}))
+    return _record("alone", args, {"epochs": args.alone_epochs, "archs": done})
+
+
+def run_ranking(args) -> dict:
+    """Kendall tau between the supernet's BN-recalibrated accuracy and stand-alone accuracy, on the full
+    validation split (and on the test split), over the archs of the ``alone`` stage."""
+    from deepslim.nas.latency_quality import kendall_tau
+
+    s = Setup(args.dir, 5000)  # the whole validation split
+    alone = json.loads((args.json.parent / "ofa_alone.json").read_text())
+    rows = []
+    for record in alone["archs"]:
+        model = s.judge.subnet(record["arch"])
+        fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        val = float(deepslim.evaluate(fast, s.data.val, batch_size=128)["accuracy"])
+        rows.append({**record, "supernet_val_accuracy": val, "supernet_test_accuracy": s.test_accuracy(model)})
+    tau = {split: kendall_tau([r[f"supernet_{split}_accuracy"] for r in rows], [r[f"{split}_accuracy"] for r in rows])
+           for split in ("val", "test")}
+    print(f"Kendall tau over {len(rows)} archs: val {tau['val']:.3f}, test {tau['test']:.3f}")
+    return _record("ranking", args, {"alone_epochs": alone["epochs"], "archs": rows, "kendall_tau": tau})
 
 
 # --- predictor: an MLP from the arch encoding to the recalibrated accuracy ------------------------------------
@@ -309,7 +375,8 @@ def run_goal(args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("search", "pareto", "predictor", "finetune", "goal"))
+    parser.add_argument("stage", choices=("search", "pareto", "timing", "alone", "ranking", "predictor", "finetune",
+                                          "goal"))
     parser.add_argument("dir", type=Path, help="the `deepslim nas supernet` folder, with latency.json")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("runs/ofa-bench"))
@@ -325,13 +392,14 @@ def main() -> int:
     parser.add_argument("--predictor-budget", type=int, default=2000,
                         help="predictor stage: archs the predictor-guided evolution judges")
     parser.add_argument("--shard", default="0/1", help="finetune stage: I/N, this process's share")
+    parser.add_argument("--alone-epochs", type=int, default=4, help="alone stage: epochs each ranking arch trains")
     parser.add_argument("--pareto", type=Path, default=Path("benchmarks/results/ofa_pareto.json"))
     parser.add_argument("--demo", type=Path, default=Path("runs/demo/model.onnx"),
                         help="the demo's int8 ONNX model (make demo)")
     args = parser.parse_args()
     started = time.perf_counter()
-    stages = {"search": run_search, "pareto": run_pareto, "predictor": run_predictor, "finetune": run_finetune,
-              "goal": run_goal}
+    stages = {"search": run_search, "pareto": run_pareto, "timing": run_timing, "alone": run_alone,
+              "ranking": run_ranking, "predictor": run_predictor, "finetune": run_finetune, "goal": run_goal}
     result = stages[args.stage](args)
     result["seconds"] = round(time.perf_counter() - started, 1)
     write_json_atomic(args.json, result)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Every stage of benchmarks/ofa.py in order, two processes at a time (one thread each, one per core),
-# once `deepslim nas supernet --out $DIR` has finished (it waits for DIR/supernet). Logs go to $DIR-bench.log.
+# Every stage of benchmarks/ofa.py in order, two one-thread processes at a time (one per core), once
+# `deepslim nas supernet --out $DIR` has finished (it waits for that). Latencies are timed with nothing else
+# running. benchmarks/ofa_scratch.py and the `alone` stage train without the supernet and run before it
+# (see BENCHMARKS.md).
 #   bash benchmarks/ofa_all.sh runs/ofa
 set -euo pipefail
 DIR=${1:-runs/ofa}
@@ -9,21 +11,25 @@ WORK=${WORK:-runs/ofa-bench}
 PY=${PYTHON:-.venv/bin/python}
 EXTRA=${EXTRA:-}   # e.g. "--val-images 300" for a smoke run
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-until [ -d "$DIR/supernet" ]; do sleep 30; done
-[ -f "$DIR/latency.json" ] || .venv/bin/deepslim nas latency-table "$DIR" --threads 1 --quiet
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT   # a failed stage stops the other lane too
+# finished: the supernet is saved and the training checkpoint removed
+until [ -d "$DIR/supernet" ] && [ ! -f "$DIR/checkpoint.pt" ]; do sleep 30; done
+[ -f "$DIR/latency.json" ] || $PY -m deepslim nas latency-table "$DIR" --threads 1 --quiet
 rm -f $R/ofa_finetune_*.json $R/ofa_pareto.json
 
-# core 1: the subnets to report, then half of their fine-tunes
+# core 1: the subnets to report, the ranking study, then half of the fine-tunes
 ( $PY benchmarks/ofa.py pareto "$DIR" --json $R/ofa_pareto.json --work $WORK --budget ${PARETO_BUDGET:-40} $EXTRA &&
+  { [ ! -f $R/ofa_alone.json ] || $PY benchmarks/ofa.py ranking "$DIR" --json $R/ofa_ranking.json --work $WORK; } &&
   $PY benchmarks/ofa.py finetune "$DIR" --shard 0/2 --json $R/ofa_finetune_0.json --work $WORK --pareto $R/ofa_pareto.json ) &
 first=$!
-# core 2: the strategies at equal budget, then the other half of the fine-tunes (after pareto wrote its list)
+# core 2: the strategies at equal budget, then the other half of the fine-tunes (once pareto wrote its list)
 ( $PY benchmarks/ofa.py search "$DIR" --json $R/ofa_search.json --work $WORK --budget ${SEARCH_BUDGET:-50} --seeds 0,1,2 $EXTRA &&
-  until [ -f $R/ofa_pareto.json ]; do sleep 10; done &&
+  until [ -f $R/ofa_pareto.json ]; do kill -0 $first 2>/dev/null || exit 1; sleep 10; done &&
   $PY benchmarks/ofa.py finetune "$DIR" --shard 1/2 --json $R/ofa_finetune_1.json --work $WORK --pareto $R/ofa_pareto.json ) &
 second=$!
 wait $first
 wait $second
+$PY benchmarks/ofa.py timing "$DIR" --json $R/ofa_timing.json --work $WORK --pareto $R/ofa_pareto.json
 $PY benchmarks/ofa.py predictor "$DIR" --json $R/ofa_predictor.json --work $WORK $EXTRA
 $PY benchmarks/ofa.py goal "$DIR" --json $R/ofa_goal.json --work $WORK --pareto $R/ofa_pareto.json
 $PY benchmarks/ofa_report.py --latency "$DIR/latency.json" --results $R --chart ${CHART:-docs/ofa-pareto.png}

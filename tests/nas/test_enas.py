@@ -115,3 +115,22 @@ def test_rl_strategy_runs_on_the_enas_space():
     result = rl_search(space, judge, budget=40, config=RLConfig(lr=0.05, samples_per_update=4), seed=0)
     rows = result.extras["controller"]
     assert sum(r["accuracy"] for r in rows[-10:]) / 10 > 100 / 6 + 20
+
+
+def test_a_run_interrupted_after_its_last_epoch_derives_the_same_arch(data, tmp_path, interrupt_after_checkpoint):
+    import deepslim.nas.enas as enas
+
+    torch.manual_seed(0)
+    init = EnasSupernet(**TINY).state_dict()
+    whole, parted = EnasSupernet(**TINY), EnasSupernet(**TINY)
+    whole.load_state_dict(init)
+    parted.load_state_dict(init)
+    expected = enas_search(whole, data.train, data.val, config(epochs=1))
+    undo = interrupt_after_checkpoint(enas)
+    with pytest.raises(KeyboardInterrupt):
+        enas_search(parted, data.train, data.val, config(epochs=1), checkpoint=tmp_path / "c.pt")
+    undo()
+    torch.manual_seed(12345)  # whatever the global stream holds now, the derive step does not depend on it
+    resumed = enas_search(parted, data.train, data.val, config(epochs=1), checkpoint=tmp_path / "c.pt", resume=True)
+    assert resumed.candidates == expected.candidates and resumed.best == expected.best
+    assert resumed.seconds >= round(resumed.history[0]["seconds"], 1)  # the time before the interruption counts

@@ -95,13 +95,13 @@ def run(args) -> int:
                "evaluations": result.evaluations, "search_seconds": result.seconds}
     meta = {"nas": {"role": "enas-supernet", "space": space.to_dict(), "config": config.to_dict(),
                     "data": data_record(data, args.subset), "command": command_line(args), **summary}}
-    save(net, out / SUPERNET, metadata=meta, overwrite=True)
     child_meta = {"nas": {"space": space.to_dict(), "arch": result.best["arch"], "search": summary},
                   "dataset": data.describe(), "input_shape": [1, *data.input_shape],
                   "note": "shared ENAS weights, BatchNorm re-estimated on 2,000 training images: train it from "
                           "scratch (or fine-tune it) before use"}
-    save(child, out / "child", metadata=child_meta, overwrite=True)
     (out / "search.json").write_text(json.dumps({**result.to_dict(), **summary}, indent=1))
+    save(child, out / "child", metadata=child_meta, overwrite=True)
+    save(net, out / SUPERNET, metadata=meta, overwrite=True)  # last: a folder with it is finished, else resumable
     (out / CHECKPOINT).unlink(missing_ok=True)
     if args.json:
         print_json(summary)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..core import DeepslimError
 from .latency_quality import kendall_tau
-from .space import Arch, MBConvSpace
+from .space import MBConvSpace
 
 
 class AccuracyPredictor:
@@ -31,22 +31,22 @@ class AccuracyPredictor:
 
     def __init__(self, space: MBConvSpace, hidden: tuple[int, ...] = (400, 400, 400), seed: int = 0):
         self.space = space
-        torch.manual_seed(seed)
-        layers, width = [], space.encoding_size
-        for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
-            width = h
-        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights without touching the caller's stream
+            torch.manual_seed(seed)
+            layers, width = [], space.encoding_size
+            for h in hidden:
+                layers += [nn.Linear(width, h), nn.ReLU()]
+                width = h
+            self.net = nn.Sequential(*layers, nn.Linear(width, 1))
         self.mean, self.scale = 0.0, 1.0
         self.trained_on = 0
 
     def _encode(self, archs) -> torch.Tensor:
-        return torch.from_numpy(np.stack([self.space.encode(a if isinstance(a, Arch) else Arch.from_dict(a))
-                                          for a in archs]))
+        return torch.from_numpy(np.stack([self.space.encode(self.space.validate(a)) for a in archs]))
 
     def fit(self, records: list[dict], *, epochs: int = 300, lr: float = 1e-3, batch_size: int = 64,
             weight_decay: float = 1e-4) -> "AccuracyPredictor":
-        """Train on ``records`` (full-batch Adam epochs over shuffled mini-batches); returns self."""
+        """Train on ``records`` (Adam, ``epochs`` passes over shuffled mini-batches); returns self."""
         if len(records) < 8:
             raise DeepslimError(f"an accuracy predictor needs at least 8 judged archs, got {len(records)}",
                                 hint="evaluate more subnets first (the OFA paper uses about 16,000; ~1,000 works)")

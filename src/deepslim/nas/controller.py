@@ -2,8 +2,9 @@
 controller and its settings as in ENAS, Pham et al. 2018), the third strategy beside evolution and random.
 
 The controller emits one decision per step, as the space lists them (``space.decisions()``): for
-``ofa-mbconv`` each stage's depth, then each block slot's kernel and expand ratio (decisions of slots the
-depth skips are not counted in the log-probability); for ``enas-macro`` each layer's op and skip flags. The reward of
+``ofa-mbconv`` each stage's depth, then each block slot's kernel and expand ratio (slots the depth skips
+are sampled too: they count in the log-probability, as they shape later decisions, not in the entropy
+bonus); for ``enas-macro`` each layer's op and skip flags. The reward of
 an arch is ``accuracy / 100 - penalty_weight * violation`` (the constraints' relative excess, so an arch
 10% over a latency limit loses 0.1 x penalty_weight), plus ``entropy_weight`` x the sample's entropy; the
 advantage is taken against an exponential moving-average baseline. Logits are ``tanh_constant *
@@ -98,7 +99,7 @@ class Controller(nn.Module):
         return logits
 
     def sample(self, generator: torch.Generator):
-        """An arch, the sum of its used decisions' log-probabilities, and their summed entropy."""
+        """An arch, the summed log-probability of every decision sampled, and the used decisions' entropy."""
         x, state = self.start, None
         indices, log_probs, entropies = [], [], []
         for kind, _ in self.decisions:
@@ -110,7 +111,9 @@ class Controller(nn.Module):
             entropies.append(dist.entropy())
             x = self.embed[kind](torch.tensor([index]))
         arch, used = self.space.from_decisions(indices)
-        log_prob = sum((lp for lp, u in zip(log_probs, used) if u), torch.zeros(()))
+        # every decision's log-probability: unused ones still shape the used ones through the LSTM state, so
+        # leaving them out would bias the gradient; the entropy bonus counts only the decisions the arch uses
+        log_prob = torch.stack(log_probs).sum()
         entropy = sum((e for e, u in zip(entropies, used) if u), torch.zeros(()))
         return arch, log_prob, entropy
 

@@ -141,7 +141,11 @@ class _Rewarder:
         self.cursor = int(idx[-1] + 1) % len(self.val)
         self.count += 1
         x, y = self.val.images[idx].to(self.device), self.val.labels[idx].to(self.device)
-        self.supernet.train()  # batch statistics, as ENAS rewards children
+        # batch statistics, as ENAS rewards children; dropout off, so a reward depends on nothing random
+        self.supernet.train()
+        for module in self.supernet.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.eval()
         return float((self.supernet(x, arch).argmax(1) == y).float().mean() * 100)
 
 
@@ -156,10 +160,10 @@ def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, conf
     supernet.to(device).to(memory_format=memory_format)
     identity = {"space": space.to_dict(), "config": config.to_dict()}
     agent = Reinforce(space, config.controller, _generator(config.seed, 0)) if config.strategy == "rl" else None
-    optimizer = torch.optim.SGD(supernet.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
-                                weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(supernet.parameters(), lr=config.lr, momentum=config.momentum,
+                                nesterov=config.momentum > 0, weight_decay=config.weight_decay)
     rewarder = _Rewarder(supernet, val, config.reward_batch, device)
-    history, curve, start = [], [], 0
+    history, curve, start, earlier_seconds = [], [], 0, 0.0
     path = Path(checkpoint) if checkpoint is not None else None
     if resume and path is not None and path.is_file():
         state = resume_state(path, identity, "EnasConfig")
@@ -169,6 +173,7 @@ def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, conf
             agent.load_state_dict(state["agent"])
         start, history, curve = state["epoch"], state["history"], state["curve"]
         rewarder.cursor, rewarder.count = state["cursor"], state["evaluations"]
+        earlier_seconds = state["seconds"]
         log(f"resuming ENAS search after epoch {start}")
     loader = BatchLoader(train, config.batch_size, shuffle=True, drop_last=True, seed=config.seed, device=device,
                          augment=Augment() if config.augment else None)
@@ -199,7 +204,7 @@ def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, conf
                 curve.append({"epoch": epoch + 1, "accuracy": accuracy, **agent.reward(log_prob, entropy, accuracy / 100)})
         record = {"epoch": epoch + 1, "loss": total / len(loader), "seconds": time.perf_counter() - epoch_started}
         if curve:
-            last = curve[-config.controller_steps:]
+            last = curve[-config.controller_steps * config.controller.samples_per_update:]
             record.update(reward=sum(r["reward"] for r in last) / len(last), entropy=last[-1]["entropy"])
         history.append(record)
         log(f"ENAS epoch {epoch + 1}/{config.epochs}: loss {record['loss']:.4f}"
@@ -209,11 +214,13 @@ def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, conf
             save_checkpoint(path, {**identity, "epoch": epoch + 1, "supernet": supernet.state_dict(),
                                    "optimizer": optimizer.state_dict(), "history": history, "curve": curve,
                                    "cursor": rewarder.cursor, "evaluations": rewarder.count,
+                                   "seconds": earlier_seconds + time.perf_counter() - started,
                                    "agent": agent.state_dict() if agent is not None else None})
     best, candidates = _derive(supernet, agent, rewarder, config)
     supernet.to(memory_format=torch.contiguous_format)
+    # seconds: the whole search, epochs run before an interruption included
     return EnasResult(best, config.strategy, rewarder.count, history, curve, candidates,
-                      round(time.perf_counter() - started, 1))
+                      round(earlier_seconds + time.perf_counter() - started, 1))
 
 
 def _derive(supernet: EnasSupernet, agent: Reinforce | None, rewarder: _Rewarder, config: EnasConfig):

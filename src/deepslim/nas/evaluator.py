@@ -105,6 +105,7 @@ class Evaluator:
             return self.cache[key]
         model = self._recalibrated(arch)
         scores = evaluate(model, self.data, batch_size=self.batch_size, device=self.device, desc="nas eval")
+        model = model.to(memory_format=torch.contiguous_format)  # what a latency hook should see
         counts = count_ops(model, self.images[:1])
         latency = None if self.latency is None else float(self.latency(arch, model))
         result = Evaluation(arch, float(scores["accuracy"]), float(scores["loss"]), int(counts.macs),
