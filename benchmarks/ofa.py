@@ -50,9 +50,9 @@ from deepslim.nas import (
 )
 from deepslim.nas.latency_table import _time_parts
 from deepslim.profiling import count_ops
-from deepslim.profiling.environment import environment
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import environment  # noqa: E402  (with the date)
 from ofa_scratch import UNIFORM_ARCHS, uniform_arch  # noqa: E402
 
 THREADS = 1

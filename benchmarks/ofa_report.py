@@ -56,6 +56,12 @@ def main() -> int:
         r["ft"] = finetuned.get(r["name"], {}).get("test_accuracy")
     rows.sort(key=lambda r: r["ms1"])
     front = {r["name"] for r in pareto_front(rows, cost="ms1", accuracy="test_accuracy")}
+    env = timing["environment"]
+    out.append(f"Date {env.get('date')}; {env.get('cpu')}, {env.get('cores')} cores; every stage one thread "
+               f"(`OMP_NUM_THREADS=1`); torch {env.get('torch')}, onnxruntime {env.get('onnxruntime')}. "
+               "Command: `bash benchmarks/ofa_all.sh runs/ofa` after `deepslim nas supernet --space ofa-mbconv "
+               "--data fashion-mnist --out runs/ofa`, `python benchmarks/ofa_scratch.py` and "
+               "`python benchmarks/ofa.py alone runs/ofa`.\n")
     out.append("### Subnets of one supernet, no retraining\n")
     out.append(markdown_table(
         ["subnet", "chosen by", "MACs", "params", "ORT b1 ms", "ORT b64 ms", "predicted b1 ms",
