@@ -17,10 +17,11 @@ until [ -d "$DIR/supernet" ] && [ ! -f "$DIR/checkpoint.pt" ]; do sleep 30; done
 [ -f "$DIR/latency.json" ] || $PY -m deepslim nas latency-table "$DIR" --threads 1 --quiet
 rm -f $R/ofa_finetune_*.json $R/ofa_pareto.json
 
-# core 1: the subnets to report, the ranking study, then half of the fine-tunes
+# core 1: the subnets to report, half of their fine-tunes, then the ranking study (once `alone` is done)
 ( $PY benchmarks/ofa.py pareto "$DIR" --json $R/ofa_pareto.json --work $WORK --budget ${PARETO_BUDGET:-40} $EXTRA &&
-  { [ ! -f $R/ofa_alone.json ] || $PY benchmarks/ofa.py ranking "$DIR" --json $R/ofa_ranking.json --work $WORK; } &&
-  $PY benchmarks/ofa.py finetune "$DIR" --shard 0/2 --json $R/ofa_finetune_0.json --work $WORK --pareto $R/ofa_pareto.json ) &
+  $PY benchmarks/ofa.py finetune "$DIR" --shard 0/2 --json $R/ofa_finetune_0.json --work $WORK --pareto $R/ofa_pareto.json &&
+  while pgrep -f "benchmarks/ofa.py alone" > /dev/null; do sleep 20; done &&
+  { [ ! -f $R/ofa_alone.json ] || $PY benchmarks/ofa.py ranking "$DIR" --json $R/ofa_ranking.json --work $WORK; } ) &
 first=$!
 # core 2: the strategies at equal budget, then the other half of the fine-tunes (once pareto wrote its list)
 ( $PY benchmarks/ofa.py search "$DIR" --json $R/ofa_search.json --work $WORK --budget ${SEARCH_BUDGET:-50} --seeds 0,1,2 $EXTRA &&
