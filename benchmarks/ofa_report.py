@@ -62,6 +62,22 @@ def main() -> int:
                "Command: `bash benchmarks/ofa_all.sh runs/ofa` after `deepslim nas supernet --space ofa-mbconv "
                "--data fashion-mnist --out runs/ofa`, `python benchmarks/ofa_scratch.py` and "
                "`python benchmarks/ofa.py alone runs/ofa`.\n")
+    meta_path = args.latency.parent / "supernet" / "metadata.json"
+    if meta_path.is_file():  # how the supernet was trained
+        nas = json.loads(meta_path.read_text())["nas"]
+        history = nas["history"]
+        per_phase = {}
+        for h in history:
+            n, sec = per_phase.get(h["phase"], (0, 0.0))
+            per_phase[h["phase"]] = (n + 1, sec + h["seconds"])
+        total = sum(sec for _, sec in per_phase.values())
+        out.append("### The supernet\n\nProgressive shrinking, " + ", ".join(
+            f"{phase} {n} epochs ({sec / 60:.0f} min)" for phase, (n, sec) in per_phase.items())
+            + f": {total / 3600:.2f} hours on one thread of the 2-core machine (the other core ran other "
+            f"stages of this benchmark){' (resumed once)' if nas.get('resumed') else ''}. Validation accuracy after "
+            f"BN recalibration: largest subnet {nas['val_accuracy_after_recalibration']['largest']:.2f}%, smallest "
+            f"{nas['val_accuracy_after_recalibration']['smallest']:.2f}%.\n")
+        summary["supernet"] = {"hours": round(total / 3600, 2), "per_phase": per_phase}
     out.append("### Subnets of one supernet, no retraining\n")
     out.append(markdown_table(
         ["subnet", "chosen by", "MACs", "params", "ORT b1 ms", "ORT b64 ms", "predicted b1 ms",
