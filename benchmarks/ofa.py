@@ -318,9 +318,10 @@ def run_finetune(args) -> dict:
     manifest = json.loads((args.dir / "nas.json").read_text())["data"]
     data = deepslim.load_dataset(manifest["name"], subset=manifest.get("subset"), seed=manifest.get("seed", 0))
     config = deepslim.TrainConfig(**FINETUNE)
-    rows = []
+    rows = json.loads(args.json.read_text())["subnets"] if args.json.is_file() else []  # resume: keep those done
+    done = {r["name"] for r in rows}
     for i, row in enumerate(pareto["subnets"]):
-        if i % count != index:
+        if i % count != index or row["name"] in done:
             continue
         model = deepslim.load(args.work / "subnets" / row["name"]).to(memory_format=torch.channels_last)
         started = time.perf_counter()
