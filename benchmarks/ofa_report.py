@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from common import markdown_table
+from ofa import _short
 
 from deepslim.export.files import write_atomic, write_json_atomic
 from deepslim.nas import hypervolume, pareto_front
@@ -23,12 +24,6 @@ RESULTS = Path("benchmarks/results")
 def _load(folder: Path, name: str) -> dict | None:
     path = folder / name
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _short(arch: dict) -> str:
-    k = "".join(str(x) for stage in arch["kernels"] for x in stage)
-    e = "".join(str(x) for stage in arch["expands"] for x in stage)
-    return f"d{''.join(map(str, arch['depths']))}-k{k}-e{e}"
 
 
 def _ms(row: dict, batch: int) -> float:

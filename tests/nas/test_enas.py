@@ -76,14 +76,20 @@ def test_each_strategy_spends_exactly_the_budget(data, strategy):
     assert len(result.candidates) == (4 if strategy == "rl" else 10)
 
 
-def test_interrupted_search_resumes_exactly(data, tmp_path, interrupt_after_checkpoint):
-    import deepslim.nas.enas as enas
-
+def _twins():
+    """Two tiny supernets with the same initial weights: one runs whole, one is interrupted and resumed."""
     torch.manual_seed(0)
     init = EnasSupernet(**TINY).state_dict()
     whole, parted = EnasSupernet(**TINY), EnasSupernet(**TINY)
     whole.load_state_dict(init)
     parted.load_state_dict(init)
+    return whole, parted
+
+
+def test_interrupted_search_resumes_exactly(data, tmp_path, interrupt_after_checkpoint):
+    import deepslim.nas.enas as enas
+
+    whole, parted = _twins()
     expected = enas_search(whole, data.train, data.val, config())
     undo = interrupt_after_checkpoint(enas)
     with pytest.raises(KeyboardInterrupt):
@@ -120,11 +126,7 @@ def test_rl_strategy_runs_on_the_enas_space():
 def test_a_run_interrupted_after_its_last_epoch_derives_the_same_arch(data, tmp_path, interrupt_after_checkpoint):
     import deepslim.nas.enas as enas
 
-    torch.manual_seed(0)
-    init = EnasSupernet(**TINY).state_dict()
-    whole, parted = EnasSupernet(**TINY), EnasSupernet(**TINY)
-    whole.load_state_dict(init)
-    parted.load_state_dict(init)
+    whole, parted = _twins()
     expected = enas_search(whole, data.train, data.val, config(epochs=1))
     undo = interrupt_after_checkpoint(enas)
     with pytest.raises(KeyboardInterrupt):
