@@ -21,13 +21,16 @@ import contextlib
 import copy
 import json
 import os
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+from tqdm import tqdm
 
 from ..core import DeepslimError, set_quiet
 from ..core.progress import is_quiet
@@ -176,6 +179,9 @@ def launch(fn, nproc: int, *args, device: torch.device | str = "cpu"):
 
 def _worker(rank_: int, nproc: int, device_type: str, threads: int, quiet: bool, tmp: str, fn, args) -> None:
     set_quiet(quiet or rank_ != 0)
+    # A thread lock for tqdm: its default one is a named semaphore that only the interpreter's
+    # finalization (skipped below) would unlink.
+    tqdm.set_lock(threading.RLock())
     if device_type == "cuda":
         torch.cuda.set_device(rank_)
     else:  # the cores are shared out: nproc processes each on all cores would oversubscribe them
@@ -183,15 +189,22 @@ def _worker(rank_: int, nproc: int, device_type: str, threads: int, quiet: bool,
     # A file in a private folder to meet at: no TCP port to pick (or to collide with another run's)
     dist.init_process_group("nccl" if device_type == "cuda" else "gloo", init_method=f"file://{tmp}/rendezvous",
                             rank=rank_, world_size=nproc)
+    code = 0
     try:
         result = fn(*args)
         if rank_ == 0:
             torch.save(result, Path(tmp) / "result.pt")
+        dist.barrier()  # no rank tears the group down while another still talks over it
     except DeepslimError as exc:
         (Path(tmp) / f"error-{rank_}.json").write_text(json.dumps({"message": exc.message, "hint": exc.hint}))
-        raise SystemExit(2) from None
+        code = 2
     finally:
         dist.destroy_process_group()
+    # Leave without the interpreter's finalization: gloo's threads, torn down there, abort about one
+    # run in thirty ("terminate called without an active exception", SIGABRT) after all work is done.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def fit_distributed(model: nn.Module, train_data, config: TrainConfig | None = None, *, nproc: int,
