@@ -3,9 +3,11 @@
 import json
 
 import pytest
+import torch
 
 import deepslim
 from deepslim.nas import EnasChild, EnasSupernet
+from deepslim.profiling import count_ops
 
 SPACE = ["--space-option", "channels=8", "--space-option", "num_layers=3", "--space-option", "reduce_after=0"]
 RUN = ["--data", "synthetic", "--subset", "128", "--epochs", "2", "--controller-steps", "2", "--batch-size", "32",
@@ -63,3 +65,17 @@ def test_resume_refuses_another_space(cli, tmp_path, interrupt_after_checkpoint)
     assert code == 2 and "another search space" in err
     code, stdout, _ = cli("nas", "enas", *SPACE, *RUN, "--resume", "--json", "--out", tmp_path / "run")
     assert code == 0 and json.loads(stdout)["evaluations"] == 7
+
+
+def test_a_macs_limit_bounds_the_derived_child(cli, tmp_path):
+    code, stdout, _ = cli("nas", "enas", *SPACE, *RUN, "--strategy", "random", "--macs", "80k", "--json",
+                          "--out", tmp_path / "m")
+    summary = json.loads(stdout)
+    assert code == 0 and summary["limits"] == "max_macs=80000"
+    child = deepslim.load(tmp_path / "m" / "child")
+    counted = count_ops(child, torch.zeros(1, 1, 28, 28)).macs
+    assert counted == summary["macs"] and (counted <= 80_000) == (summary["violation"] == 0)
+    code, _, err = cli("nas", "enas", *SPACE, *RUN, "--macs", "lots", "--out", tmp_path / "bad")
+    assert code == 2 and "invalid number value: 'lots'" in err
+    code, _, err = cli("nas", "enas", *SPACE, *RUN, "--macs", "-5", "--out", tmp_path / "neg")
+    assert code == 2 and "max_macs" in err

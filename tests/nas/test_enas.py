@@ -136,3 +136,33 @@ def test_a_run_interrupted_after_its_last_epoch_derives_the_same_arch(data, tmp_
     resumed = enas_search(parted, data.train, data.val, config(epochs=1), checkpoint=tmp_path / "c.pt", resume=True)
     assert resumed.candidates == expected.candidates and resumed.best == expected.best
     assert resumed.seconds >= round(resumed.history[0]["seconds"], 1)  # the time before the interruption counts
+
+
+@pytest.mark.parametrize("strategy", ["rl", "random", "evolution"])
+def test_a_macs_limit_penalises_the_reward_and_bounds_the_derived_arch(data, strategy):
+    from deepslim.nas.enas_cost import ChildCosts
+
+    space = EnasSupernet(**TINY).space
+    costs = ChildCosts(space, (1, 28, 28))
+    limit = sorted(costs(space.sample(i))["macs"] for i in range(40))[20]  # about half the archs exceed it
+    torch.manual_seed(0)
+    cfg = config(strategy=strategy, max_macs=limit, evaluations=16)
+    result = enas_search(EnasSupernet(**TINY), data.train, data.val, cfg)
+    for c in result.candidates:
+        assert c["macs"] == costs(c["arch"])["macs"]
+        assert c["violation"] == pytest.approx(max(0.0, c["macs"] / limit - 1))
+    assert any(c["violation"] > 0 for c in result.candidates + result.controller)  # the limit bites
+    assert result.best["violation"] == 0.0 and result.best["macs"] <= limit
+    feasible = [c["accuracy"] for c in result.candidates if c["violation"] == 0]
+    assert result.best["reward_accuracy"] == max(feasible)
+    rl = cfg.controller
+    for row in result.controller:  # the controller learns from accuracy less the penalty, plus the entropy bonus
+        expected = row["accuracy"] / 100 - rl.penalty_weight * row["violation"] + rl.entropy_weight * row["entropy"]
+        assert row["reward"] == pytest.approx(expected)
+
+
+def test_unset_limits_leave_the_config_identity_as_before():
+    assert "max_macs" not in EnasConfig().to_dict()
+    assert EnasConfig(max_params=5e4).to_dict()["max_params"] == 5e4
+    with pytest.raises(DeepslimError, match="max_macs"):
+        EnasConfig(max_macs=0)

@@ -168,3 +168,20 @@ def replace_output_dir(out: Path, build: Callable[[Path], None]) -> None:
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+_SUFFIX = {"k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def amount(text: str) -> float:
+    """'5e6', '5M', '250k' -> a float."""
+    t = text.strip().lower()
+    scale = _SUFFIX.get(t[-1:], 1.0) if t else 1.0
+    try:
+        value = float(t[:-1] if scale != 1.0 else t) * scale
+    except ValueError as exc:
+        raise ValueError(text) from exc
+    return value
+
+
+amount.__name__ = "number"  # argparse's message: "invalid number value: '5Q'"

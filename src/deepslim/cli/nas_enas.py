@@ -11,6 +11,7 @@ scratch or fine-tune it).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from .args import add_command, command_line, data_record, print_json
 
 
 def add_parser(sub) -> None:
+    from ..nas.controller import RLConfig
     from ..nas.enas import ENAS_STRATEGIES, EnasConfig
+    from .args import amount
     from .nas import add_space_option
 
     d = EnasConfig()
@@ -48,6 +51,13 @@ def add_parser(sub) -> None:
                         "epochs x controller steps + 100, the same for every strategy")
     p.add_argument("--controller-steps", type=int, default=d.controller_steps,
                    help=f"controller updates per epoch (rl), default {d.controller_steps}")
+    p.add_argument("--macs", type=amount, metavar="M",
+                   help="hardware-aware reward: limit on a child's multiply-accumulates at batch 1 (e.g. 2M); "
+                        "children over it are rewarded accuracy/100 - penalty x their relative excess")
+    p.add_argument("--params", type=amount, metavar="P", help="hardware-aware reward: limit on parameters, e.g. 20k")
+    p.add_argument("--penalty-weight", type=float, default=RLConfig().penalty_weight,
+                   help=f"weight of the relative excess over --macs/--params in the reward, default "
+                        f"{RLConfig().penalty_weight:g}")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"training batch size, default {d.batch_size}")
     p.add_argument("--subset", type=int, metavar="N", help="train on only N images of the training pool")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of the data split and search; default {d.seed}")
@@ -70,8 +80,10 @@ def run(args) -> int:
     if args.epochs < 1:
         raise DeepslimError(f"--epochs {args.epochs} must be >= 1", hint="e.g. --epochs 10")
     evaluations = args.evaluations if args.evaluations is not None else args.epochs * args.controller_steps + 100
+    controller = dataclasses.replace(EnasConfig().controller, penalty_weight=args.penalty_weight)  # re-checked
     config = EnasConfig(strategy=args.strategy, epochs=args.epochs, batch_size=args.batch_size,
-                        controller_steps=args.controller_steps, evaluations=evaluations, seed=args.seed)
+                        controller_steps=args.controller_steps, evaluations=evaluations, seed=args.seed,
+                        max_macs=args.macs, max_params=args.params, controller=controller)
     out = args.out
     identity = {"space": space.to_dict(), "config": config.to_dict(),
                 "data": {"name": args.data, "subset": args.subset, "seed": args.seed}}
@@ -93,6 +105,9 @@ def run(args) -> int:
     summary = {"out": str(out), "strategy": config.strategy, "arch": result.best["arch"],
                "reward_accuracy": result.best["reward_accuracy"], "val_accuracy_shared_weights": val,
                "evaluations": result.evaluations, "search_seconds": result.seconds}
+    if config.constraints.active():  # the hardware-aware reward: the limits and where the derived arch stands
+        summary.update(limits=config.constraints.describe(),
+                       **{k: result.best[k] for k in ("macs", "params", "violation")})
     meta = {"nas": {"role": "enas-supernet", "space": space.to_dict(), "config": config.to_dict(),
                     "data": data_record(data, args.subset), "command": command_line(args), **summary}}
     child_meta = {"nas": {"space": space.to_dict(), "arch": result.best["arch"], "search": summary},
@@ -108,5 +123,9 @@ def run(args) -> int:
     else:
         print(f"derived arch ({config.strategy}, {result.evaluations} child evaluations): "
               f"{' '.join(result.best['arch']['ops'])}; validation accuracy with the shared weights {val:.2f}%")
+        if "macs" in summary:
+            within = "within" if summary["violation"] == 0 else "over (no candidate met them)"
+            print(f"{summary['macs'] / 1e6:.2f}M MACs, {summary['params'] / 1e3:.1f}k params: {within} "
+                  f"{summary['limits']}")
         print(f"saved: {out / SUPERNET}, {out / 'child'} (train it from scratch), {out / 'search.json'}")
     return 0

@@ -13,24 +13,17 @@ from ..core import DeepslimError, log
 from ..data import load_dataset
 from ..export.model_card import write_model_card
 from ..nas.space import MBConvSpace
-from .args import add_command, check_output_dir, command_line, data_options, data_record, print_json, replace_output_dir
+from .args import (
+    add_command,
+    amount,
+    check_output_dir,
+    command_line,
+    data_options,
+    data_record,
+    print_json,
+    replace_output_dir,
+)
 from .options import refuse_unless
-
-_SUFFIX = {"k": 1e3, "m": 1e6, "g": 1e9}
-
-
-def _amount(text: str) -> float:
-    """'5e6', '5M', '250k' -> a float."""
-    t = text.strip().lower()
-    scale = _SUFFIX.get(t[-1:], 1.0) if t else 1.0
-    try:
-        value = float(t[:-1] if scale != 1.0 else t) * scale
-    except ValueError as exc:
-        raise ValueError(text) from exc
-    return value
-
-
-_amount.__name__ = "number"  # argparse's message: "invalid number value: '5Q'"
 
 
 def add_parser(sub) -> None:
@@ -48,8 +41,8 @@ def add_parser(sub) -> None:
     p.add_argument("--latency-ms", type=float, metavar="X",
                    help="limit on the predicted ONNX Runtime latency in ms (needs DIR/latency.json)")
     p.add_argument("--batch", type=int, metavar="B", help="batch size the latency limit is for; default 1")
-    p.add_argument("--macs", type=_amount, metavar="M", help="limit on multiply-accumulates at batch 1, e.g. 5e6 or 5M")
-    p.add_argument("--params", type=_amount, metavar="P", help="limit on parameters, e.g. 100k")
+    p.add_argument("--macs", type=amount, metavar="M", help="limit on multiply-accumulates at batch 1, e.g. 5e6 or 5M")
+    p.add_argument("--params", type=amount, metavar="P", help="limit on parameters, e.g. 100k")
     p.add_argument("--strategy", choices=("evolution", "random", "rl"), default="evolution",
                    help="regularized evolution (default), random search (the control at equal budget) or rl "
                         "(an LSTM controller trained with REINFORCE, ENAS settings)")

@@ -13,6 +13,11 @@ validation minibatch, so the three strategies are compared at the same number of
   budget goes to uniformly random candidates at the end;
 - ``evolution``: uniform children; regularized evolution spends the budget at the end.
 
+Hardware-aware reward: with ``max_macs`` and/or ``max_params`` a child's reward is ``accuracy / 100 -
+penalty_weight x violation`` (the relative excess over the limits, ``controller.penalty_weight``), as
+``rl_search``'s; the derive step of every strategy then prefers archs within the limits (the best by accuracy),
+else the one that exceeds them least. MACs and params are counted per distinct child (``ChildCosts``).
+
 Resumable: a checkpoint after every epoch holds the shared weights, the optimizer, the controller and where
 the run stopped; the sampled children are a pure function of the position, so a resumed run ends as an
 uninterrupted one would.
@@ -39,9 +44,10 @@ from ..data import TensorData
 from ..data.loader import Augment, BatchLoader
 from ..train.checkpoint import save_checkpoint
 from .controller import Reinforce, RLConfig
+from .enas_cost import ChildCosts
 from .enas_supernet import EnasSupernet
 from .resume import check_splits, resume_state
-from .strategies import evolution_search
+from .strategies import Constraints, evolution_search
 
 ENAS_STRATEGIES = ("rl", "random", "evolution")
 
@@ -72,6 +78,8 @@ class EnasConfig(Config):
     reward_batch: int = 128
     evaluations: int = 1000
     population: int = 20
+    max_macs: float | None = None
+    max_params: float | None = None
     controller: RLConfig = field(default_factory=lambda: RLConfig(lr=1e-3, tanh_constant=1.5, temperature=None))
     seed: int = 0
 
@@ -87,6 +95,7 @@ class EnasConfig(Config):
         self.check_range("momentum", 0.0, 1.0, high_inclusive=False)
         self.check_range("weight_decay", 0.0, None)
         self.check_range("grad_clip", 0.0, None, low_inclusive=False)
+        self.constraints  # noqa: B018 -- checks the limits
         if self.strategy == "rl" and self.evaluations <= self.controller_evaluations:
             raise DeepslimError(f"evaluations = {self.evaluations} is too small: the controller's training takes "
                                 f"{self.controller_evaluations} (epochs x controller_steps x samples_per_update) and "
@@ -94,7 +103,15 @@ class EnasConfig(Config):
                                 hint=f"give evaluations > {self.controller_evaluations}, or fewer controller steps")
 
     def to_dict(self) -> dict:
-        return {**super().to_dict(), "controller": self.controller.to_dict()}
+        out = {**super().to_dict(), "controller": self.controller.to_dict()}
+        for name in ("max_macs", "max_params"):  # unset limits stay out: checkpoints from before them still resume
+            if out[name] is None:
+                del out[name]
+        return out
+
+    @property
+    def constraints(self) -> Constraints:
+        return Constraints(max_macs=self.max_macs, max_params=self.max_params)
 
     @property
     def controller_evaluations(self) -> int:
@@ -129,11 +146,22 @@ def _generator(seed: int, *position: int) -> torch.Generator:
 
 
 class _Rewarder:
-    """Shared-weight accuracy (%) of a child on the next ``size`` validation images, cycling; counts calls."""
+    """Shared-weight accuracy (%) of a child on the next ``size`` validation images, cycling; counts calls.
+    ``judge`` adds the child's MACs/params and its violation of ``constraints`` when any limit is set."""
 
-    def __init__(self, supernet: EnasSupernet, val: TensorData, size: int, device):
+    def __init__(self, supernet: EnasSupernet, val: TensorData, size: int, device,
+                 constraints: Constraints | None = None):
         self.supernet, self.val, self.size, self.device = supernet, val, min(size, len(val)), device
         self.cursor, self.count = 0, 0
+        self.constraints = constraints or Constraints()
+        self.costs = ChildCosts(supernet.space, tuple(val.images.shape[1:])) if self.constraints.active() else None
+
+    def judge(self, arch) -> dict:
+        record = {"accuracy": self(arch)}
+        if self.costs is not None:
+            record.update(self.costs(arch))
+            record["violation"] = self.constraints.violation(record)
+        return record
 
     @torch.no_grad()
     def __call__(self, arch) -> float:
@@ -162,7 +190,8 @@ def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, conf
     agent = Reinforce(space, config.controller, _generator(config.seed, 0)) if config.strategy == "rl" else None
     optimizer = torch.optim.SGD(supernet.parameters(), lr=config.lr, momentum=config.momentum,
                                 nesterov=config.momentum > 0, weight_decay=config.weight_decay)
-    rewarder = _Rewarder(supernet, val, config.reward_batch, device)
+    rewarder = _Rewarder(supernet, val, config.reward_batch, device, config.constraints)
+    penalty = config.controller.penalty_weight
     history, curve, start, earlier_seconds = [], [], 0, 0.0
     path = Path(checkpoint) if checkpoint is not None else None
     if resume and path is not None and path.is_file():
@@ -200,8 +229,9 @@ def enas_search(supernet: EnasSupernet, train: TensorData, val: TensorData, conf
         if agent is not None:
             for step in range(config.controller_steps * config.controller.samples_per_update):
                 arch, log_prob, entropy = agent.sample(_generator(config.seed, 2, epoch, step))
-                accuracy = rewarder(arch)
-                curve.append({"epoch": epoch + 1, "accuracy": accuracy, **agent.reward(log_prob, entropy, accuracy / 100)})
+                judged = rewarder.judge(arch)
+                value = judged["accuracy"] / 100 - penalty * judged.get("violation", 0.0)
+                curve.append({"epoch": epoch + 1, **judged, **agent.reward(log_prob, entropy, value)})
         record = {"epoch": epoch + 1, "loss": total / len(loader), "seconds": time.perf_counter() - epoch_started}
         if curve:
             last = curve[-config.controller_steps * config.controller.samples_per_update:]
@@ -229,7 +259,7 @@ def _derive(supernet: EnasSupernet, agent: Reinforce | None, rewarder: _Rewarder
     left = config.evaluations - rewarder.count
     if config.strategy == "evolution":
         population = max(2, min(config.population, left))
-        result = evolution_search(space, lambda a: {"accuracy": rewarder(a)}, left, population=population,
+        result = evolution_search(space, rewarder.judge, left, config.constraints, population=population,
                                   sample_size=min(5, population), seed=config.seed)
         candidates = result.history
     else:
@@ -238,6 +268,10 @@ def _derive(supernet: EnasSupernet, agent: Reinforce | None, rewarder: _Rewarder
             generator = _generator(config.seed, 3, i)
             with torch.no_grad():
                 arch = agent.sample(generator)[0] if agent is not None else space.sample(generator)
-            candidates.append({"arch": arch.to_dict(), "accuracy": rewarder(arch)})
-    best = max(candidates, key=lambda c: c["accuracy"])
-    return {"arch": best["arch"], "reward_accuracy": best["accuracy"]}, candidates
+            candidates.append({"arch": arch.to_dict(), **rewarder.judge(arch)})
+    # within the limits by accuracy, above archs over them, which rank by how little they exceed (as _Search)
+    best = max(candidates, key=lambda c: (c.get("violation", 0.0) == 0.0, -c.get("violation", 0.0), c["accuracy"]))
+    chosen = {"arch": best["arch"], "reward_accuracy": best["accuracy"]}
+    if rewarder.costs is not None:
+        chosen.update({k: best[k] for k in ("macs", "params", "violation")})
+    return chosen, candidates
