@@ -8,6 +8,7 @@ Example:
     torch.Size([1, 384])
 """
 
+from .batches import TextBatches
 from .embedder import SentenceEmbedder, tokenize
 
-__all__ = ["SentenceEmbedder", "tokenize"]
+__all__ = ["SentenceEmbedder", "TextBatches", "tokenize"]
