@@ -5,6 +5,8 @@ run keeps finished stages; two processes, one thread each, share the 2 cores):
     OMP_NUM_THREADS=1 python benchmarks/enas.py search  --strategy rl --seed 0     # -> $R/enas/search_rl_0.json
     OMP_NUM_THREADS=1 python benchmarks/enas.py scratch --strategy rl --seed 0     # its derived arch from scratch
     OMP_NUM_THREADS=1 python benchmarks/enas.py ranking                            # shared vs stand-alone, 10 archs
+    OMP_NUM_THREADS=1 python benchmarks/enas.py zoo --model resnet8 --seed 0       # a zoo model, same recipe
+    python benchmarks/enas.py latency                                              # ORT batch 1, idle machine
     python benchmarks/enas.py report                                               # tables and curves
 
 `search` runs `deepslim nas enas` (resumable) for one strategy and seed; every strategy gets the same
@@ -98,6 +100,36 @@ def run_scratch(args) -> dict:
                           "train_seconds": round(seconds, 1), "macs": int(counts.macs), "params": int(counts.params)})
 
 
+def run_zoo(args) -> dict:
+    """A zoo model of similar size trained with the derived archs' recipe and epochs, for the table."""
+    data = _data(args)
+    torch.manual_seed(args.seed)
+    model = deepslim.create_model(args.model, num_classes=10)
+    counts = count_ops(model.eval(), data.test.images[:1])
+    test, val, seconds = _train_alone(model.train(), data, args.scratch_epochs, args.seed)
+    print(f"{args.model} seed {args.seed}: {test:.2f}% test after {args.scratch_epochs} epochs")
+    return _record(args, {"model": args.model, "seed": args.seed, "epochs": args.scratch_epochs, "test_accuracy": test,
+                          "val_accuracy": val, "train_seconds": round(seconds, 1), "macs": int(counts.macs),
+                          "params": int(counts.params)})
+
+
+def run_latency(args) -> dict:
+    """ONNX Runtime batch-1 latency (one thread, on an otherwise idle machine) of every derived arch and zoo model."""
+    from deepslim.profiling import measure_latency
+
+    rows = []
+    example = torch.zeros(1, 1, 28, 28)
+    for path in sorted(args.results.glob("scratch_*.json")) + sorted(args.results.glob("zoo_*.json")):
+        r = json.loads(path.read_text())
+        if r.get("seed", 0) != 0 and "model" in r:
+            continue  # one row per zoo model: its seeds are the same network
+        model = _fresh_child(r["arch"], 0) if "arch" in r else deepslim.create_model(r["model"], num_classes=10)
+        (m,) = measure_latency(model.eval(), example, batch_sizes=(1,), runtimes=("onnxruntime",), threads=1)
+        rows.append({"name": path.stem, "latency_ms": m.median_ms})
+        print(f"{path.stem}: {m.median_ms:.3f} ms")
+    return _record(args, {"rows": rows})
+
+
 def run_ranking(args) -> dict:
     data = _data(args)
     net = deepslim.load(args.work / "rl-0" / "supernet").eval()
@@ -134,6 +166,7 @@ def run_report(args) -> dict:
         lines.append(f"| {strategy} | {len(mine)} | " + (f"{statistics.mean(tests):.2f} ± {std:.2f}" if tests else "")
                      + f" | {hours:.3f} | {mine[0]['evaluations']} | {shared:.2f} |")
         summary[strategy] = {"tests": tests, "cpu_hours": hours}
+    lines += _size_table(args, scratch)
     ranking = args.results / "ranking.json"
     if ranking.is_file():
         r = json.loads(ranking.read_text())
@@ -155,6 +188,30 @@ def run_report(args) -> dict:
     (args.results / "enas.md").write_text(text)
     print(text)
     return _record(args, {"summary": summary})
+
+
+def _size_table(args, scratch: dict) -> list[str]:
+    """Every derived arch beside the zoo models trained the same way: accuracy, MACs, params, ORT b1 latency."""
+    zoo: dict[str, list[dict]] = {}
+    for path in sorted(args.results.glob("zoo_*.json")):
+        r = json.loads(path.read_text())
+        zoo.setdefault(r["model"], []).append(r)
+    latency_file = args.results / "latency.json"
+    latency = ({r["name"]: r["latency_ms"] for r in json.loads(latency_file.read_text())["rows"]}
+               if latency_file.is_file() else {})
+    lines = ["", f"| model | test % ({next(iter(scratch.values()))['epochs'] if scratch else '?'} epochs alone) | "
+             "MACs | params | ORT batch-1 ms (1 thread) |", "|---|---|---:|---:|---:|"]
+    for (strategy, seed), r in sorted(scratch.items()):
+        ms = latency.get(f"scratch_{strategy}_{seed}")
+        lines.append(f"| {strategy} seed {seed}: {' '.join(r['arch']['ops'])} | {r['test_accuracy']:.2f} | "
+                     f"{r['macs'] / 1e6:.2f}M | {r['params'] / 1e3:.1f}k | " + (f"{ms:.3f}" if ms else "") + " |")
+    for name, runs in sorted(zoo.items()):
+        tests = [r["test_accuracy"] for r in runs]
+        std = statistics.stdev(tests) if len(tests) > 1 else 0.0
+        ms = latency.get(f"zoo_{name}_0")
+        lines.append(f"| zoo {name} ({len(runs)} seeds) | {statistics.mean(tests):.2f} ± {std:.2f} | "
+                     f"{runs[0]['macs'] / 1e6:.2f}M | {runs[0]['params'] / 1e3:.1f}k | " + (f"{ms:.3f}" if ms else "") + " |")
+    return lines
 
 
 def _curves(searches, path: Path) -> None:
@@ -182,9 +239,10 @@ def _curves(searches, path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=("search", "scratch", "ranking", "report"))
+    parser.add_argument("stage", choices=("search", "scratch", "zoo", "ranking", "latency", "report"))
     parser.add_argument("--strategy", choices=STRATEGIES, default="rl")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", default="lenet5", help="zoo: the zoo model to train beside the derived archs")
     parser.add_argument("--epochs", type=int, default=10, help="search: shared-weight epochs")
     parser.add_argument("--scratch-epochs", type=int, default=20, help="scratch: epochs of the derived arch alone")
     parser.add_argument("--archs", type=int, default=10, help="ranking: archs compared")
@@ -195,8 +253,11 @@ def main() -> int:
     parser.add_argument("--chart", type=Path, default=Path("docs/enas-controller.png"))
     args = parser.parse_args()
     name = {"search": f"search_{args.strategy}_{args.seed}", "scratch": f"scratch_{args.strategy}_{args.seed}",
-            "ranking": "ranking", "report": "report"}[args.stage]
-    result = {"search": run_search, "scratch": run_scratch, "ranking": run_ranking, "report": run_report}[args.stage](args)
+            "zoo": f"zoo_{args.model}_{args.seed}", "ranking": "ranking", "latency": "latency",
+            "report": "report"}[args.stage]
+    stages = {"search": run_search, "scratch": run_scratch, "zoo": run_zoo, "ranking": run_ranking,
+              "latency": run_latency, "report": run_report}
+    result = stages[args.stage](args)
     write_json_atomic(args.results / f"{name}.json", result)
     return 0
 

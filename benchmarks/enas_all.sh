@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every stage of benchmarks/enas.py: 3 strategies x 3 seeds of search, each derived arch trained alone, the
-# ranking study, the report; two one-thread processes at a time (one per core). Resumable: finished stages
-# are skipped, an interrupted search resumes from its checkpoint.
-#   bash benchmarks/enas_all.sh            # ~2 h on the 2-core machine (estimate from per-epoch timings)
+# Every stage of benchmarks/enas.py: 3 strategies x 3 seeds of search, each derived arch trained alone, zoo
+# models of similar size trained the same way, the ranking study, ORT latency, the report; two one-thread
+# processes at a time (one per core). Resumable: finished stages are skipped, an interrupted search resumes
+# from its checkpoint.
+#   bash benchmarks/enas_all.sh            # about 2 h on the 2-core machine
 set -euo pipefail
 PY=${PYTHON:-.venv/bin/python}
 R=${RESULTS:-benchmarks/results/enas}
@@ -15,11 +16,16 @@ lane() {  # strategy:seed pairs, one after another
     [ -f "$R/scratch_${s}_${k}.json" ] || $PY benchmarks/enas.py scratch --strategy "$s" --seed "$k"
   done
 }
-lane rl:0 random:1 evolution:2 rl:2 &
+zoo() {  # model:seed pairs
+  for pair in "$@"; do
+    m=${pair%:*}; k=${pair#*:}
+    [ -f "$R/zoo_${m}_${k}.json" ] || $PY benchmarks/enas.py zoo --model "$m" --seed "$k"
+  done
+}
+(lane rl:0 random:1 evolution:2 rl:2; [ -f "$R/ranking.json" ] || $PY benchmarks/enas.py ranking) &
 a=$!
-lane random:0 evolution:0 rl:1 random:2 evolution:1 &
+(lane random:0 evolution:0 rl:1 random:2 evolution:1; zoo lenet5:0 lenet5:1 lenet5:2 resnet8:0) &
 b=$!
-wait $a
-[ -f "$R/ranking.json" ] || $PY benchmarks/enas.py ranking   # needs rl seed 0's supernet
-wait $b
+wait $a $b
+[ -f "$R/latency.json" ] || $PY benchmarks/enas.py latency   # alone on the machine: the other lanes are done
 $PY benchmarks/enas.py report
