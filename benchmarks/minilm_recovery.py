@@ -37,7 +37,6 @@ from deepslim.train.retrieval import retrieval_metrics
 sys.path.insert(0, str(Path(__file__).parent))
 from minilm_int8 import ort_encode  # noqa: E402  (the same ORT encoding as the int8 benchmark)
 
-ALLOW = ("transformers",)
 DOC_MAX_TOKENS = 128
 BATCH = 32
 
@@ -109,7 +108,7 @@ def run_variant(args, base, data, variant: dict, fp32_onnx: Path, lat: tuple) ->
                     task=deepslim.EmbeddingMatch("cosine", teacher=base))
     distill_seconds = time.perf_counter() - distill_started
     student.eval()
-    deepslim.save(student, args.work / variant["name"], overwrite=True, allow_modules=ALLOW)
+    deepslim.save(student, args.work / variant["name"], overwrite=True)
     after = judge_torch(student, data.test)
     one_query, doc_batch, _ = lat
     with tempfile.TemporaryDirectory(prefix="minilm-rec-") as tmp:

@@ -4,6 +4,7 @@
 """
 
 import builtins
+import json
 import os
 
 import numpy as np
@@ -19,7 +20,6 @@ SENTENCES = ["How do I compress a PDF file on the command line?",
              "Library for reading and writing PNG images",
              "a cat",
              "Utilities to manage Debian package archives, including signing and verifying them."]
-ALLOW = ("transformers",)  # the BERT inside is transformers' code; save/load must be told to trust it
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +67,24 @@ def test_tokenize_gives_the_dict_inputs(model, inputs):
 
 
 def test_save_and_load_give_identical_outputs(model, inputs, embeddings, tmp_path):
-    deepslim.save(model, tmp_path / "m", allow_modules=ALLOW)
-    loaded = deepslim.load(tmp_path / "m", allow_modules=ALLOW)
+    # No allow_modules: the BERT inside is what SentenceEmbedder's own constructor builds, not a class
+    # the file asks to import, so the command-line verbs load a saved embedder as any deepslim model.
+    deepslim.save(model, tmp_path / "m")
+    loaded = deepslim.load(tmp_path / "m")
     assert isinstance(loaded, SentenceEmbedder)
     with torch.no_grad():
         assert torch.equal(loaded(**inputs), embeddings)
     assert loaded.tokenizer is model.tokenizer  # found again by name, not by a path of this machine
+
+
+def test_a_file_naming_another_transformers_class_still_needs_allow_modules(model, tmp_path):
+    deepslim.save(model, tmp_path / "m")
+    spec_file = tmp_path / "m" / "architecture.json"
+    spec = json.loads(spec_file.read_text())
+    spec["children"]["bert"]["class"] = "transformers.models.bert.modeling_bert.BertForMaskedLM"
+    spec_file.write_text(json.dumps(spec))
+    with pytest.raises(DeepslimError, match="outside torch.nn and deepslim and not in allow_modules"):
+        deepslim.load(tmp_path / "m")
 
 
 def test_profile_takes_its_dict_inputs(model, inputs):

@@ -8,6 +8,11 @@ parameters for ``torch.nn`` layers (``Conv2d.out_channels`` ...). Because every 
 rebuilt from its own record, a model whose layers were pruned (new widths) or
 factorized (a conv replaced by a Sequential of two) comes back exactly.
 
+Classes outside ``torch.nn`` and deepslim are imported only from packages the caller names in
+``allow_modules``, except a child of exactly the class its parent's constructor built in that
+place: nothing is imported from the file for it (deepslim's ``SentenceEmbedder`` builds a
+``transformers`` BERT), and a file naming any other class there is refused as before.
+
 Portability across torch versions: a ``torch.nn`` layer records only the arguments that differ
 from its constructor's defaults, so an argument a newer torch added (``BatchNorm2d(bias=True)``)
 is absent from files that do not use it. A file that still carries an argument the running torch
@@ -212,7 +217,10 @@ def spec_to_module(spec: dict, allow: tuple[str, ...] = (), built: nn.Module | N
 
 def _rebuild(spec: dict, allow: tuple[str, ...], built: nn.Module | None, context: dict) -> nn.Module:
     try:
-        cls = resolve_class(spec["class"], allow)
+        # A child of the class its (trusted) parent's constructor built here needs no import from the file
+        # and no allow_modules: e.g. the transformers BERT inside deepslim's SentenceEmbedder.
+        own = built is not None and class_path(built) == spec["class"]
+        cls = type(built) if own else resolve_class(spec["class"], allow)
         args, children = spec.get("args", {}), spec.get("children", {})
     except (KeyError, TypeError, AttributeError) as exc:
         raise DeepslimError(f"architecture entry is malformed: {exc}") from exc

@@ -3,8 +3,8 @@ mask, then L2 normalisation (what sentence-transformers' all-MiniLM-L6-v2 does i
 
 ``forward(input_ids, attention_mask)`` returns ``(batch, hidden)`` unit vectors, so every deepslim
 verb can call it with the dict inputs that ``tokenize`` makes. ``deepslim.save``/``load`` rebuild it
-from ``bert_config`` (JSON); the BERT's own classes come from ``transformers``, so pass
-``allow_modules=("transformers",)`` to both.
+from its constructor's JSON arguments; the BERT inside is what that constructor builds, so no
+``allow_modules`` is needed (``export.architecture``), and pruned widths and layers come back.
 
 Example:
     >>> import deepslim
