@@ -45,6 +45,8 @@ def run(args) -> int:
         options.update({k: v for k, v in stored.get("options", {}).items()
                         if k not in ("subset", "val_fraction", "seed")})
     data = load_dataset(name, **options)
+    if getattr(data, "task", None) == "retrieval":
+        return _run_retrieval(args, folder, data, name)
     deployed = folder.deployed_onnx
     # Asked for explicitly, a float folder's own ONNX export (compress stages and runs write one) runs too.
     onnx = deployed or (folder.onnx if args.runtime == "onnxruntime" else None)
@@ -75,6 +77,32 @@ def run(args) -> int:
     return 0
 
 
+def _run_retrieval(args, folder: ModelFolder, data, name: str) -> int:
+    """A text retrieval data set: recall@1/@10 and MRR of every test query against every test document."""
+    from ..text.evaluate import evaluate_retrieval
+
+    deployed = folder.deployed_onnx
+    onnx = deployed or (folder.onnx if args.runtime == "onnxruntime" else None)
+    if args.runtime == "onnxruntime" and not onnx:
+        raise DeepslimError(f"{args.model_dir} has no ONNX model", hint="use --runtime torch, or write one with "
+                            f"`deepslim export {args.model_dir} --onnx`")
+    use_onnx = onnx if args.runtime != "torch" else None
+    model = folder.load(device="cpu" if use_onnx else resolve_device(args.device))  # its tokenizer, at least
+    result = evaluate_retrieval(model, data.test, onnx=use_onnx)
+    runtime = "onnxruntime" if use_onnx else "pytorch"
+    label = f"{use_onnx.name} on onnxruntime" if use_onnx else "pytorch"
+    recorded = None if args.no_record else record_evaluation(folder, name, result, runtime, use_onnx)
+    if args.json:
+        print_json({"model_dir": str(args.model_dir), "data": name, "task": "retrieval",
+                    **{k: result[k] for k in ("recall@1", "recall@10", "mrr")}, "test_pairs": result["n"],
+                    "runtime": label, "file": str(use_onnx) if use_onnx else None,
+                    "recorded_in": str(recorded) if recorded else None})
+    else:
+        print(f"recall@1: {result['recall@1']:.2f}%, recall@10: {result['recall@10']:.2f}%, MRR {result['mrr']:.4f} "
+              f"({result['n']:,} {name} test pairs, each query against all {result['n']:,} documents; {label})")
+    return 0
+
+
 def record_evaluation(folder: ModelFolder, data_name: str, result: dict, runtime: str,
                       deployed: Path | None) -> Path | None:
     """Write the result into ``folder.model_dir/metadata.json`` (atomically; the weights are not touched).
@@ -92,14 +120,19 @@ def record_evaluation(folder: ModelFolder, data_name: str, result: dict, runtime
     if any(folder.model_dir.resolve() == pretrained_path(name).resolve() for name in list_pretrained()):
         return None  # a shipped baseline's metadata is part of the package, and records its accuracy already
     meta = read_metadata(folder.model_dir)  # fresh: never write back a stale copy
-    entry = {"accuracy": result["accuracy"], "loss": result["loss"], "test_images": result["n"], "data": data_name,
+    retrieval = "accuracy" not in result
+    scores = ({k: result[k] for k in ("recall@1", "recall@10", "mrr")} if retrieval
+              else {"accuracy": result["accuracy"], "loss": result["loss"]})
+    entry = {**scores, ("test_pairs" if retrieval else "test_images"): result["n"], "data": data_name,
              "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if runtime == "onnxruntime" and deployed is not None:
         entry["file"] = deployed.name
     meta["evaluations"] = {**(meta.get("evaluations") or {}), runtime: entry}
     metrics = dict(meta.get("metrics") or {})
     own_data = meta.get("dataset", {}).get("name") in (None, data_name)
-    if own_data and metrics.get("test_accuracy") is None and (runtime == "onnxruntime" or deployed is None):
+    if retrieval:
+        pass  # metrics.test_accuracy belongs to classification; retrieval lives in evaluations only
+    elif own_data and metrics.get("test_accuracy") is None and (runtime == "onnxruntime" or deployed is None):
         metrics.update(test_accuracy=result["accuracy"], test_loss=result["loss"], test_images=result["n"],
                        runtime="onnxruntime int8" if runtime == "onnxruntime" else "pytorch")
         meta["metrics"] = metrics

@@ -48,20 +48,29 @@ def run(args) -> int:
     if folder.int8 or (folder.onnx is not None and folder.kind != "model"):
         return _shipped(args, folder)
     meta = folder.metadata
+    text = _is_text_model(folder)
+    if text and args.input_shape:
+        raise DeepslimError("--input-shape does not apply to a sentence embedder: it takes token ids of any length",
+                            hint="drop --input-shape; the export has dynamic batch and sequence axes")
     if args.input_shape:
         shape = parse_shape(args.input_shape)
     elif meta.get("input_shape"):
         shape = tuple(meta["input_shape"])
-    else:
+    elif not text:
         raise DeepslimError(f"{args.model_dir} does not record its input shape", hint="pass --input-shape 1,1,28,28")
     output = args.output or folder.model_dir / "model.onnx"
     if output.exists() and not args.overwrite:
         raise DeepslimError(f"{output} already exists", hint="pass --overwrite or --output OTHER.onnx")
     model = folder.load()
-    example = torch.randn(*shape)
-    check_input_shape(model, example)
+    if text:  # token ids and mask of a real sentence; batch and sequence stay free in the file
+        from ..text import tokenize
+
+        example, dynamic_sequence = tokenize(model, [EXAMPLE_SENTENCE]), True
+    else:
+        example, dynamic_sequence = torch.randn(*shape), False
+        check_input_shape(model, example)
     try:
-        result = export_onnx(model, output, example, opset=args.opset or 17,
+        result = export_onnx(model, output, example, opset=args.opset or 17, dynamic_sequence=dynamic_sequence,
                              atol=1e-4 if args.tolerance is None else args.tolerance)
     except DeepslimError as exc:
         if "differ from PyTorch's" in exc.message and meta.get("quantization"):
@@ -74,6 +83,22 @@ def run(args) -> int:
     else:
         print(f"wrote {result['path']} (ONNX Runtime vs PyTorch max abs diff {result['max_abs_diff']:.2e})")
     return 0
+
+
+EXAMPLE_SENTENCE = "Utilities to compress and decompress files on the command line"
+
+
+def _is_text_model(folder: ModelFolder) -> bool:
+    """Whether the saved model is a sentence embedder (its architecture file's root class), without loading it."""
+    import json
+
+    from ..export.artifact import ARCHITECTURE
+
+    try:
+        root = json.loads((folder.model_dir / ARCHITECTURE).read_text()).get("class", "")
+    except (OSError, ValueError):
+        return False
+    return root == "deepslim.text.embedder.SentenceEmbedder"
 
 
 def _shipped(args, folder: ModelFolder) -> int:

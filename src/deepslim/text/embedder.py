@@ -22,7 +22,7 @@ import os
 import torch
 from torch import nn
 
-from ..core import DeepslimError, SerializableModule
+from ..core import DeepslimError, SerializableModule, log
 
 TEXT_EXTRA_HINT = "install the text extra: pip install -e '.[text]'"
 
@@ -113,10 +113,30 @@ def tokenize(model: SentenceEmbedder, texts: list[str], max_length: int | None =
                             hint='load one with deepslim.load_pretrained("minilm-l6")')
     if isinstance(texts, str):
         texts = [texts]
-    batch = model.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length or model.max_length,
-                            return_tensors="pt")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise DeepslimError(f"text {i} is {'empty' if isinstance(text, str) else type(text).__name__}: an "
+                                "embedding needs at least one word", hint="drop empty texts before encoding")
+    limit = max_length or model.max_length
+    batch = model.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
+    if not _said_truncated and int(batch["attention_mask"].sum(1).max()) == limit:
+        full = model.tokenizer([t for t, n in zip(texts, batch["attention_mask"].sum(1).tolist()) if n == limit])
+        if any(len(ids) > limit for ids in full["input_ids"]):
+            _note_truncated(limit)
     # BERT's token_type_ids are all zeros for one sentence: forward does not take them
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
+_said_truncated = False
+
+
+def _note_truncated(limit: int) -> None:
+    """Say once per process that long texts are cut (sentence-transformers cuts them silently)."""
+    global _said_truncated
+    _said_truncated = True
+    log(f"note: texts longer than {limit} tokens are cut to their first {limit} (the model's maximum length); "
+        "said once")
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,0 +1,56 @@
+"""Retrieval evaluation of an embedder in PyTorch and on ONNX Runtime; tokenize's refusals and notes."""
+
+
+import pytest
+import torch
+
+import deepslim
+from deepslim.core import DeepslimError
+from deepslim.text import SentenceEmbedder, tokenize
+from deepslim.text import embedder as embedder_module
+from deepslim.text.evaluate import encode_texts, evaluate_retrieval
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return SentenceEmbedder(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, max_length=16).eval()
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return deepslim.load_dataset("debian-descriptions", data_dir="tests/data/fixtures/debian_small").train
+
+
+def test_length_sorted_batches_give_the_embeddings_of_one_text_at_a_time(model, pairs):
+    texts = list(pairs.documents[:12])
+    together = encode_texts(model, texts, batch_size=5)
+    with torch.no_grad():
+        alone = torch.cat([model(**tokenize(model, [t])) for t in texts])
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
+def test_onnx_runtime_and_pytorch_agree(model, pairs, tmp_path):
+    path = tmp_path / "m.onnx"
+    deepslim.export_onnx(model, path, tokenize(model, ["a short example"]), dynamic_sequence=True)
+    on_torch = evaluate_retrieval(model, pairs)
+    on_ort = evaluate_retrieval(model, pairs, onnx=path)
+    assert on_torch["n"] == on_ort["n"] == len(pairs)
+    assert on_ort["mrr"] == pytest.approx(on_torch["mrr"], abs=1e-3)
+
+
+def test_empty_text_is_refused_and_long_text_cut_with_one_note(model, monkeypatch, caplog):
+    with pytest.raises(DeepslimError, match="text 1 is empty"):
+        tokenize(model, ["fine", "   "])
+    with pytest.raises(DeepslimError, match="sentence embedder"):
+        encode_texts(torch.nn.Linear(2, 2), ["a"])
+    monkeypatch.setattr(embedder_module, "_said_truncated", False)
+    notes = []
+    monkeypatch.setattr(embedder_module, "log", notes.append)
+    long_text = "word " * 40
+    assert tokenize(model, [long_text, "short"])["input_ids"].shape == (2, 16)
+    tokenize(model, [long_text])
+    assert len(notes) == 1 and "cut to their first 16" in notes[0]
+    monkeypatch.setattr(embedder_module, "_said_truncated", False)
+    tokenize(model, ["exactly short"])
+    assert len(notes) == 1  # a text within the limit says nothing
