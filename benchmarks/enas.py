@@ -119,14 +119,13 @@ def run_latency(args) -> dict:
 
     rows = []
     example = torch.zeros(1, 1, 28, 28)
-    for path in sorted(args.results.glob("scratch_*.json")) + sorted(args.results.glob("zoo_*.json")):
-        r = json.loads(path.read_text())
-        if r.get("seed", 0) != 0 and "model" in r:
-            continue  # one row per zoo model: its seeds are the same network
-        model = _fresh_child(r["arch"], 0) if "arch" in r else deepslim.create_model(r["model"], num_classes=10)
+    models = [(p.stem, _fresh_child(json.loads(p.read_text())["arch"], 0)) for p in sorted(args.results.glob("scratch_*.json"))]
+    # latency depends on the network, not its weights: the zoo models need not be trained yet
+    models += [(f"zoo_{name}_0", deepslim.create_model(name, num_classes=10)) for name in args.zoo_models.split(",")]
+    for name, model in models:
         (m,) = measure_latency(model.eval(), example, batch_sizes=(1,), runtimes=("onnxruntime",), threads=1)
-        rows.append({"name": path.stem, "latency_ms": m.median_ms})
-        print(f"{path.stem}: {m.median_ms:.3f} ms")
+        rows.append({"name": name, "latency_ms": m.median_ms})
+        print(f"{name}: {m.median_ms:.3f} ms")
     return _record(args, {"rows": rows})
 
 
@@ -243,6 +242,7 @@ def main() -> int:
     parser.add_argument("--strategy", choices=STRATEGIES, default="rl")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="lenet5", help="zoo: the zoo model to train beside the derived archs")
+    parser.add_argument("--zoo-models", default="lenet5,resnet8", help="latency: the zoo models timed beside them")
     parser.add_argument("--epochs", type=int, default=10, help="search: shared-weight epochs")
     parser.add_argument("--scratch-epochs", type=int, default=20, help="scratch: epochs of the derived arch alone")
     parser.add_argument("--archs", type=int, default=10, help="ranking: archs compared")
