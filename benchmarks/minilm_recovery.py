@@ -8,15 +8,18 @@ embedding against the full model's (1 - cosine) on the training split's short an
 (no labels), AdamW. Each variant is measured on the whole test split in PyTorch fp32 and as dynamic
 int8 on ORT, whose latency is timed interleaved against the unmodified model's fp32 ORT file at batch 1
 (the median-length real query at its own length) and batch 32 (32 real long descriptions padded to
-their longest, at most 128 tokens). Every variant writes its own JSON (a killed run keeps them):
+their longest, at most 128 tokens). Two stages, so the timing can wait for an idle machine; every
+variant writes its own JSON (a killed run keeps them):
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/minilm_recovery.py --variants keep4,keep3 --epochs 1
+    .venv/bin/python benchmarks/minilm_recovery.py train --variants keep4,keep3 --epochs 1
+    .venv/bin/python benchmarks/minilm_recovery.py latency      # every trained variant, on an idle machine
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import tempfile
 import time
@@ -91,7 +94,7 @@ def judge_torch(model, test) -> dict:
                                  model.encode(list(test.documents), batch_size=64))
 
 
-def run_variant(args, base, data, variant: dict, fp32_onnx: Path, lat: tuple) -> dict:
+def run_variant(args, base, data, variant: dict) -> dict:
     started = time.perf_counter()
     student, plan = build_student(base, variant, data.val)
     params = sum(p.numel() for p in student.parameters())
@@ -110,27 +113,43 @@ def run_variant(args, base, data, variant: dict, fp32_onnx: Path, lat: tuple) ->
     student.eval()
     deepslim.save(student, args.work / variant["name"], overwrite=True)
     after = judge_torch(student, data.test)
-    one_query, doc_batch, _ = lat
-    with tempfile.TemporaryDirectory(prefix="minilm-rec-") as tmp:
-        int8 = Path(tmp) / "int8.onnx"
-        export_int8_dynamic(student, one_query, int8, dynamic_sequence=True)
-        texts_test = list(data.test.queries) + list(data.test.documents)
-        emb = ort_encode(student, int8, texts_test, default_threads())
-        ort_int8 = retrieval_metrics(emb[:len(data.test)], emb[len(data.test):])
-        latency = {}
-        for name, example, bs in (("batch1", one_query, 1), ("batch32", doc_batch, BATCH)):
-            (row,) = compare_latency(fp32_onnx, int8, example, batch_sizes=(bs,), runtimes=("onnxruntime",),
-                                     threads=default_threads())
-            latency[name] = row.to_dict()
-        size = int8.stat().st_size
+    int8 = args.work / variant["name"] / "model.int8.onnx"
+    export_int8_dynamic(student, tokenize(student, [data.test.queries[0]]), int8, dynamic_sequence=True)
+    emb = ort_encode(student, int8, list(data.test.queries) + list(data.test.documents), default_threads())
+    ort_int8 = retrieval_metrics(emb[:len(data.test)], emb[len(data.test):])
     return {"variant": variant, "plan": plan, "params": params, "before_distillation": before,
-            "after_distillation_torch_fp32": after, "ort_dynamic_int8": ort_int8, "int8_file_bytes": size,
-            "latency_vs_full_fp32_ort": latency, "history": history, "distill_seconds": round(distill_seconds, 1),
-            "train_texts": len(texts), "seconds": round(time.perf_counter() - started, 1)}
+            "after_distillation_torch_fp32": after, "ort_dynamic_int8": ort_int8, "int8_file_bytes": int8.stat().st_size,
+            "history": history, "distill_seconds": round(distill_seconds, 1), "train_texts": len(texts),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def run_latency(args, base, data) -> None:
+    """Each trained variant's int8 file timed interleaved against the full model's fp32 file (idle machine)."""
+    one_query, doc_batch, lengths = latency_inputs(base, list(data.test.queries), list(data.test.documents))
+    with tempfile.TemporaryDirectory(prefix="minilm-fp32-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        deepslim.export_onnx(base, fp32, one_query, dynamic_sequence=True)
+        rows = []
+        for path in sorted(args.results.glob("keep*.json")):
+            result = json.loads(path.read_text())
+            int8 = args.work / result["variant"]["name"] / "model.int8.onnx"
+            latency = {}
+            for name, example, bs in (("batch1", one_query, 1), (f"batch{BATCH}", doc_batch, BATCH)):
+                (row,) = compare_latency(fp32, int8, example, batch_sizes=(bs,), runtimes=("onnxruntime",),
+                                         threads=default_threads())
+                latency[name] = row.to_dict()
+            rows.append({"file": path.name, "latency_vs_full_fp32_ort": latency})
+            print(f"{path.stem}: {latency['batch1']['speedup']:.2f}x b1, {latency[f'batch{BATCH}']['speedup']:.2f}x "
+                  f"b{BATCH}", flush=True)
+        write_json_atomic(args.results / "latency.json", {
+            "rows": rows, "sequence_lengths": lengths, "fp32_file_bytes": fp32.stat().st_size,
+            "threads": default_threads(), "environment": environment(),
+            "command": " ".join(["python benchmarks/minilm_recovery.py", *sys.argv[1:]])})
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", choices=("train", "latency"))
     parser.add_argument("--variants", default="keep4,keep3", help="comma-separated keepK[-ffnR], default keep4,keep3")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -145,31 +164,25 @@ def main() -> int:
     if args.limit:
         data.test = data.test.take(range(args.limit))
     base = deepslim.load_pretrained("minilm-l6").eval().requires_grad_(False)
-    lat = latency_inputs(base, list(data.test.queries), list(data.test.documents))
-    with tempfile.TemporaryDirectory(prefix="minilm-fp32-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        deepslim.export_onnx(base, fp32, lat[0], dynamic_sequence=True)
-        reference = args.results / "full.json"
-        if not reference.is_file():
-            emb = ort_encode(base, fp32, list(data.test.queries) + list(data.test.documents), default_threads())
-            write_json_atomic(reference, {"ort_fp32": retrieval_metrics(emb[:len(data.test)], emb[len(data.test):]),
-                                          "fp32_file_bytes": fp32.stat().st_size, "sequence_lengths": lat[2],
-                                          "environment": environment()})
-        for text in args.variants.split(","):
-            variant = parse_variant(text.strip())
-            out = args.results / f"{variant['name']}-e{args.epochs}.json"
-            if out.is_file():
-                continue
-            result = run_variant(args, base, data, variant, fp32, lat)
-            result.update(command=" ".join(["python benchmarks/minilm_recovery.py", *sys.argv[1:]]),
-                          threads=default_threads(), environment=environment(), epochs=args.epochs, lr=args.lr)
-            write_json_atomic(out, result)
-            lat_row = result["latency_vs_full_fp32_ort"]
-            print(f"{variant['name']}: recall@1 {result['before_distillation']['recall@1']:.2f} -> "
-                  f"{result['after_distillation_torch_fp32']['recall@1']:.2f} (torch) / "
-                  f"{result['ort_dynamic_int8']['recall@1']:.2f} (ORT int8); speed-up "
-                  f"{lat_row['batch1']['speedup']:.2f}x b1, {lat_row['batch32']['speedup']:.2f}x b32; "
-                  f"{result['int8_file_bytes'] / 1e6:.1f} MB", flush=True)
+    if args.stage == "latency":
+        run_latency(args, base, data)
+        return 0
+    reference = args.results / "full.json"
+    if not reference.is_file():
+        write_json_atomic(reference, {"torch_fp32": judge_torch(base, data.test), "environment": environment()})
+    for text in args.variants.split(","):
+        variant = parse_variant(text.strip())
+        out = args.results / f"{variant['name']}-e{args.epochs}.json"
+        if out.is_file():
+            continue
+        result = run_variant(args, base, data, variant)
+        result.update(command=" ".join(["python benchmarks/minilm_recovery.py", *sys.argv[1:]]),
+                      threads=torch.get_num_threads(), environment=environment(), epochs=args.epochs, lr=args.lr)
+        write_json_atomic(out, result)
+        print(f"{variant['name']}: recall@1 {result['before_distillation']['recall@1']:.2f} -> "
+              f"{result['after_distillation_torch_fp32']['recall@1']:.2f} (torch) / "
+              f"{result['ort_dynamic_int8']['recall@1']:.2f} (ORT int8); {result['int8_file_bytes'] / 1e6:.1f} MB",
+              flush=True)
     return 0
 
 

@@ -123,7 +123,7 @@ def tokenize(model: SentenceEmbedder, texts: list[str], max_length: int | None =
     if not _said_truncated and int(batch["attention_mask"].sum(1).max()) == limit:
         full = model.tokenizer([t for t, n in zip(texts, batch["attention_mask"].sum(1).tolist()) if n == limit])
         if any(len(ids) > limit for ids in full["input_ids"]):
-            _note_truncated(limit)
+            _note_truncated(limit, "the model's maximum length" if max_length is None else "max_length")
     # BERT's token_type_ids are all zeros for one sentence: forward does not take them
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
@@ -131,12 +131,11 @@ def tokenize(model: SentenceEmbedder, texts: list[str], max_length: int | None =
 _said_truncated = False
 
 
-def _note_truncated(limit: int) -> None:
+def _note_truncated(limit: int, why: str) -> None:
     """Say once per process that long texts are cut (sentence-transformers cuts them silently)."""
     global _said_truncated
     _said_truncated = True
-    log(f"note: texts longer than {limit} tokens are cut to their first {limit} (the model's maximum length); "
-        "said once")
+    log(f"note: texts longer than {limit} tokens are cut to their first {limit} ({why}); said once")
 
 
 @functools.lru_cache(maxsize=None)
