@@ -69,3 +69,17 @@ def test_refusals(texts):
         TextBatches(model, ["a", "  ", "b"])
     with pytest.raises(DeepslimError, match="batch_size"):
         TextBatches(model, ["a"], batch_size=0)
+
+
+def test_targets_computed_once_ride_along_with_their_texts(texts):
+    from deepslim.text.evaluate import encode_texts
+
+    torch.manual_seed(0)
+    teacher = SentenceEmbedder(**TINY).eval()
+    targets = encode_texts(teacher, texts, max_length=32)
+    batches = TextBatches(teacher, texts, batch_size=8, max_length=32, targets=targets)
+    for inputs, target in list(batches)[:3]:  # each row's target is the teacher's embedding of that very text
+        with torch.no_grad():
+            assert torch.allclose(teacher(**inputs), target, atol=1e-5)
+    with pytest.raises(DeepslimError, match="one row per text"):
+        TextBatches(teacher, texts, targets=targets[:-1])

@@ -5,7 +5,9 @@ batch's work on padding otherwise: each epoch shuffles the texts (seeded by epoc
 of ``window`` batches by length, cuts it into batches and shuffles the batch order. The ``Trainer``
 calls ``set_epoch``, so every epoch has its own order and a resumed run sees the same batches.
 Batches are dict inputs without a target: pair them with a task that supplies the reference, such as
-``EmbeddingMatch(teacher=...)``.
+``EmbeddingMatch(teacher=...)``. With ``targets`` (one row per text, e.g. a teacher's embeddings computed
+once by ``encode_texts``) every batch is ``(inputs, targets[rows])``: distilling several students from one
+teacher then runs the teacher once, not once per student and epoch.
 
 Example:
     >>> from deepslim.text import TextBatches                                    # doctest: +SKIP
@@ -27,7 +29,7 @@ class TextBatches:
     batch may be smaller. ``shuffle=False`` keeps the input order (evaluation)."""
 
     def __init__(self, model: SentenceEmbedder, texts: list[str], batch_size: int = 32, max_length: int = 128, *,
-                 shuffle: bool = True, seed: int = 0, window: int = 50):
+                 shuffle: bool = True, seed: int = 0, window: int = 50, targets: torch.Tensor | None = None):
         if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
             raise DeepslimError("TextBatches takes a list of strings", hint='e.g. TextBatches(model, ["a cat"])')
         empty = [i for i, t in enumerate(texts) if not t.strip()]
@@ -37,7 +39,10 @@ class TextBatches:
         for name, value in (("batch_size", batch_size), ("max_length", max_length), ("window", window)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise DeepslimError(f"{name} must be a positive integer, got {value!r}")
-        self.model, self.texts = model, list(texts)
+        if targets is not None and (not isinstance(targets, torch.Tensor) or len(targets) != len(texts)):
+            raise DeepslimError(f"targets must be a tensor with one row per text ({len(texts)})",
+                                hint="e.g. targets=encode_texts(teacher, texts, max_length=...)")
+        self.model, self.texts, self.targets = model, list(texts), targets
         self.batch_size, self.max_length = batch_size, max_length
         self.shuffle, self.seed, self.window, self.epoch = shuffle, seed, window, 0
         self._lengths = None
@@ -71,4 +76,5 @@ class TextBatches:
 
     def __iter__(self):
         for rows in self.order():
-            yield tokenize(self.model, [self.texts[r] for r in rows], max_length=self.max_length)
+            inputs = tokenize(self.model, [self.texts[r] for r in rows], max_length=self.max_length)
+            yield inputs if self.targets is None else (inputs, self.targets[rows])

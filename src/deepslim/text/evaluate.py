@@ -23,16 +23,16 @@ from ..core import DeepslimError, progress
 from .embedder import SentenceEmbedder, tokenize
 
 
-def _by_length(model: SentenceEmbedder, texts: list[str], batch_size: int) -> list[list[int]]:
-    lengths = [len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
+def _by_length(model: SentenceEmbedder, texts: list[str], batch_size: int, max_length: int) -> list[list[int]]:
+    lengths = [len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
     order = sorted(range(len(texts)), key=lengths.__getitem__)
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def encode_texts(model: SentenceEmbedder, texts: list[str], *, onnx: str | Path | None = None, batch_size: int = 64,
-                 threads: int | None = None, desc: str = "encode") -> torch.Tensor:
+                 threads: int | None = None, max_length: int | None = None, desc: str = "encode") -> torch.Tensor:
     """Embeddings of ``texts`` in input order: ``model`` in PyTorch, or the ONNX file ``onnx`` (``model``
-    then only tokenizes)."""
+    then only tokenizes); texts are cut at ``max_length`` tokens (default: the model's)."""
     if not isinstance(model, SentenceEmbedder):
         raise DeepslimError(f"retrieval needs a sentence embedder, got {type(model).__name__}",
                             hint='e.g. deepslim.load_pretrained("minilm-l6"), or a model saved from one')
@@ -48,8 +48,9 @@ def encode_texts(model: SentenceEmbedder, texts: list[str], *, onnx: str | Path 
         run = lambda inputs: model(**{k: v.to(device) for k, v in inputs.items()}).cpu()  # noqa: E731
     out = torch.empty(len(texts), model.hidden_size)
     with torch.inference_mode():
-        for rows in progress(_by_length(model, texts, batch_size), desc=desc):
-            out[rows] = run(tokenize(model, [texts[r] for r in rows])).float()
+        limit = max_length or model.max_length
+        for rows in progress(_by_length(model, texts, batch_size, limit), desc=desc):
+            out[rows] = run(tokenize(model, [texts[r] for r in rows], max_length=limit)).float()
     return out
 
 
