@@ -75,6 +75,9 @@ def test_a_macs_limit_bounds_the_derived_child(cli, tmp_path):
     child = deepslim.load(tmp_path / "m" / "child")
     counted = count_ops(child, torch.zeros(1, 1, 28, 28)).macs
     assert counted == summary["macs"] and (counted <= 80_000) == (summary["violation"] == 0)
+    assert summary["violation"] == 0  # some of the 7 candidates are within the limit, so the derived one is
+    code, _, err = cli("nas", "enas", *SPACE, *RUN, "--macs", "nan", "--out", tmp_path / "nan")
+    assert code == 2 and "invalid number value: 'nan'" in err
     code, _, err = cli("nas", "enas", *SPACE, *RUN, "--macs", "lots", "--out", tmp_path / "bad")
     assert code == 2 and "invalid number value: 'lots'" in err
     code, _, err = cli("nas", "enas", *SPACE, *RUN, "--macs", "-5", "--out", tmp_path / "neg")

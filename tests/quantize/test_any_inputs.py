@@ -194,7 +194,7 @@ def test_dynamic_sequence_axis(tmp_path):
     assert not (tmp_path / "fixed.onnx").exists()
     info = export_int8_dynamic(model, batches[0][0], tmp_path / "dyn-emb.onnx", dynamic_sequence=True,
                                quantize_embeddings=True)
-    assert info["embeddings"] == "int8" and _onnx_error(tmp_path / "dyn-emb.onnx", model, longer) < DYNAMIC
+    assert info["embeddings"] == "8-bit" and _onnx_error(tmp_path / "dyn-emb.onnx", model, longer) < DYNAMIC
     eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)  # ORT stores Gather tables as uint8
     tables = [t for t in onnx.load(tmp_path / "dyn-emb.onnx").graph.initializer if t.data_type in eight_bit]
     assert any(list(t.dims) == [model.embed.num_embeddings, model.embed.embedding_dim] for t in tables)

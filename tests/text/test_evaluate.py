@@ -54,3 +54,39 @@ def test_empty_text_is_refused_and_long_text_cut_with_one_note(model, monkeypatc
     monkeypatch.setattr(embedder_module, "_said_truncated", False)
     tokenize(model, ["exactly short"])
     assert len(notes) == 1  # a text within the limit says nothing
+
+
+def test_encoding_keeps_the_models_training_mode(model, pairs):
+    model.train()
+    try:
+        encode_texts(model, list(pairs.queries[:3]))
+        assert model.training
+    finally:
+        model.eval()
+
+
+def test_the_note_names_where_the_limit_came_from(model, monkeypatch):
+    notes = []
+    monkeypatch.setattr(embedder_module, "log", notes.append)
+    monkeypatch.setattr(embedder_module, "_said_truncated", False)
+    encode_texts(model, ["word " * 40])  # the model's own limit (16 here)
+    assert len(notes) == 1 and "the model's maximum length" in notes[0]
+    monkeypatch.setattr(embedder_module, "_said_truncated", False)
+    encode_texts(model, ["word " * 40], max_length=8)
+    assert len(notes) == 2 and "max_length=8" in notes[1]
+
+
+def test_a_corrupt_saved_embedder_is_one_clear_error(model, tmp_path, cli):
+    import json
+
+    deepslim.save(model, tmp_path / "m")
+    spec_file = tmp_path / "m" / "architecture.json"
+    spec = json.loads(spec_file.read_text())
+    spec["args"]["hidden_act"] = "no-such-activation"  # transformers raises KeyError deep inside
+    spec_file.write_text(json.dumps(spec))
+    with pytest.raises(DeepslimError, match="cannot rebuild .*SentenceEmbedder"):
+        deepslim.load(tmp_path / "m")
+    (tmp_path / "m" / "weights.safetensors").write_bytes(b"not safetensors")
+    code, _, err = cli("eval", tmp_path / "m", "--data", "debian-descriptions", "--data-dir",
+                       "tests/data/fixtures/debian_small")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err

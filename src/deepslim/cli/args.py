@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import shutil
 from pathlib import Path
@@ -181,6 +182,8 @@ def amount(text: str) -> float:
         value = float(t[:-1] if scale != 1.0 else t) * scale
     except ValueError as exc:
         raise ValueError(text) from exc
+    if not math.isfinite(value):
+        raise ValueError(text)  # 'nan' and 'inf' parse as floats but limit nothing
     return value
 
 

@@ -228,7 +228,7 @@ def _rebuild(spec: dict, allow: tuple[str, ...], built: nn.Module | None, contex
         args = _accepted_args(cls, args, context)
     try:
         module = cls() if issubclass(cls, _CONTAINERS) else cls(**args)
-    except (TypeError, ValueError, AttributeError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # KeyError: e.g. an unknown activation name
         if type(built) is not cls or cls.__module__.startswith(("torch.", "deepslim.")):
             raise DeepslimError(f"cannot rebuild {spec['class']}({args}): {exc}",
                                 hint="deepslim.save records a module's constructor arguments from its attributes of "

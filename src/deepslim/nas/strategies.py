@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -42,7 +43,10 @@ class Constraints(Config):
 
     def __post_init__(self):
         for name, _ in _LIMITS:
-            if getattr(self, name) is not None:
+            value = getattr(self, name)
+            if value is not None:
+                if isinstance(value, (int, float)) and not math.isfinite(value):
+                    raise DeepslimError(f"{name} = {value!r} is not a limit", hint=f"give a finite {name} > 0, or none")
                 self.check_range(name, 0.0, None, low_inclusive=False)
 
     def active(self) -> list[tuple[str, str, float]]:

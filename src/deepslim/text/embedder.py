@@ -121,9 +121,11 @@ def tokenize(model: SentenceEmbedder, texts: list[str], max_length: int | None =
     limit = max_length or model.max_length
     batch = model.tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
     if not _said_truncated and int(batch["attention_mask"].sum(1).max()) == limit:
-        full = model.tokenizer([t for t, n in zip(texts, batch["attention_mask"].sum(1).tolist()) if n == limit])
-        if any(len(ids) > limit for ids in full["input_ids"]):
-            _note_truncated(limit, "the model's maximum length" if max_length is None else "max_length")
+        # one token past the limit tells a cut text from one exactly at it (and never tokenizes a book whole)
+        longer = model.tokenizer([t for t, n in zip(texts, batch["attention_mask"].sum(1).tolist()) if n == limit],
+                                 truncation=True, max_length=limit + 1)
+        if any(len(ids) > limit for ids in longer["input_ids"]):
+            _note_truncated(limit, "the model's maximum length" if max_length is None else f"max_length={limit}")
     # BERT's token_type_ids are all zeros for one sentence: forward does not take them
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 

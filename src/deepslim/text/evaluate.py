@@ -43,14 +43,19 @@ def encode_texts(model: SentenceEmbedder, texts: list[str], *, onnx: str | Path 
         session = onnx_session(onnx, threads=threads)
         run = lambda inputs: torch.from_numpy(session.run(None, ort_feed(session, inputs))[0])  # noqa: E731
     else:
-        model.eval()
         device = next(model.parameters()).device
         run = lambda inputs: model(**{k: v.to(device) for k, v in inputs.items()}).cpu()  # noqa: E731
     out = torch.empty(len(texts), model.hidden_size)
-    with torch.inference_mode():
-        limit = max_length or model.max_length
-        for rows in progress(_by_length(model, texts, batch_size, limit), desc=desc):
-            out[rows] = run(tokenize(model, [texts[r] for r in rows], max_length=limit)).float()
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            limit = max_length or model.max_length
+            for rows in progress(_by_length(model, texts, batch_size, limit), desc=desc):
+                # the caller's max_length as given: None lets tokenize name the model's own limit
+                out[rows] = run(tokenize(model, [texts[r] for r in rows], max_length=max_length)).float()
+    finally:
+        model.train(was_training)
     return out
 
 
