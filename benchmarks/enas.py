@@ -74,6 +74,8 @@ def run_search(args) -> dict:
             "--strategy", args.strategy, "--seed", str(args.seed), "--out", str(out), "--quiet"]
     if args.subset:
         argv += ["--subset", str(args.subset)]
+    if args.macs:
+        argv += ["--macs", args.macs]
     if (out / "nas.json").is_file() and not (out / "search.json").is_file():
         argv.append("--resume")
     started = time.perf_counter()
@@ -248,6 +250,8 @@ def main() -> int:
     parser.add_argument("--archs", type=int, default=10, help="ranking: archs compared")
     parser.add_argument("--ranking-epochs", type=int, default=5, help="ranking: epochs each arch trains alone")
     parser.add_argument("--subset", type=int, help="smoke runs: training images")
+    parser.add_argument("--macs", help="search: a MACs limit for the hardware-aware reward (e.g. 4M); give its own "
+                                       "--results and --work")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/enas"))
     parser.add_argument("--work", type=Path, default=Path("runs/enas-bench"))
     parser.add_argument("--chart", type=Path, default=Path("docs/enas-controller.png"))
