@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 import deepslim
+from deepslim.core.text import plural
 from deepslim.export.files import write_json_atomic
 from deepslim.nas import EnasSupernet, extract_child, get_space
 from deepslim.nas.latency_quality import kendall_tau
@@ -210,7 +211,8 @@ def _size_table(args, scratch: dict) -> list[str]:
         tests = [r["test_accuracy"] for r in runs]
         std = statistics.stdev(tests) if len(tests) > 1 else 0.0
         ms = latency.get(f"zoo_{name}_0")
-        lines.append(f"| zoo {name} ({len(runs)} seeds) | {statistics.mean(tests):.2f} ± {std:.2f} | "
+        score = f"{statistics.mean(tests):.2f} ± {std:.2f}" if len(tests) > 1 else f"{tests[0]:.2f}"
+        lines.append(f"| zoo {name} ({plural(len(runs), 'seed')}) | {score} | "
                      f"{runs[0]['macs'] / 1e6:.2f}M | {runs[0]['params'] / 1e3:.1f}k | " + (f"{ms:.3f}" if ms else "") + " |")
     return lines
 
