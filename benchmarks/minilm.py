@@ -12,7 +12,7 @@ padded to their longest, at most 128 tokens):
 - deepslim: a student from ``benchmarks/minilm_recovery.py`` (layer dropping, optional FFN pruning,
   distillation on unlabelled training text), dynamic int8 with int8 embedding tables.
 
-    .venv/bin/python benchmarks/minilm.py --student runs/minilm-recovery/keep3 --json benchmarks/results/minilm.json
+    .venv/bin/python benchmarks/minilm.py --student runs/minilm-recovery/keep3-e1 --json benchmarks/results/minilm.json
 """
 
 from __future__ import annotations

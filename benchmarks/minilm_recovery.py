@@ -108,6 +108,11 @@ def teacher_targets(args, base, data) -> tuple[list[str], torch.Tensor]:
     return texts, embeddings
 
 
+def student_dir(work: Path, name: str, epochs: int) -> Path:
+    """Where a variant's student is kept: one folder per variant and epoch count, as its JSON."""
+    return work / f"{name}-e{epochs}"
+
+
 def judge_torch(model, test) -> dict:
     with torch.inference_mode():
         return retrieval_metrics(model.eval().encode(list(test.queries), batch_size=64),
@@ -129,13 +134,14 @@ def run_variant(args, base, data, variant: dict) -> dict:
     history = train(student, batches, config, task=deepslim.EmbeddingMatch("cosine"))
     distill_seconds = time.perf_counter() - distill_started
     student.eval()
-    deepslim.save(student, args.work / variant["name"], overwrite=True)
+    folder = student_dir(args.work, variant["name"], args.epochs)
+    deepslim.save(student, folder, overwrite=True)
     after = judge_torch(student, data.test)
     # int8 MatMuls with float embeddings (ORT's quantize_dynamic as usually called), then with the embedding
     # tables int8 too (the deployed file, timed by the latency stage)
     int8 = {}
     for name, file, embeddings in (("matmul", "model.int8-matmul.onnx", False), ("all", "model.int8.onnx", True)):
-        path = args.work / variant["name"] / file
+        path = folder / file
         export_int8_dynamic(student, tokenize(student, [data.test.queries[0]]), path, dynamic_sequence=True,
                             quantize_embeddings=embeddings)
         emb = ort_encode(student, path, list(data.test.queries) + list(data.test.documents), default_threads())
@@ -156,7 +162,10 @@ def run_latency(args, base, data) -> None:
         rows = []
         for path in sorted(args.results.glob("keep*.json")):
             result = json.loads(path.read_text())
-            int8 = args.work / result["variant"]["name"] / "model.int8.onnx"
+            int8 = student_dir(args.work, result["variant"]["name"], result["epochs"]) / "model.int8.onnx"
+            if not int8.is_file():
+                print(f"{path.stem}: no {int8} (its student folder is gone); not timed", flush=True)
+                continue
             latency = {}
             for name, example, bs in (("batch1", one_query, 1), (f"batch{BATCH}", doc_batch, BATCH)):
                 (row,) = compare_latency(fp32, int8, example, batch_sizes=(bs,), runtimes=("onnxruntime",),
