@@ -9,6 +9,7 @@ into QLinearConv / QLinearMatMul.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import tempfile
@@ -208,8 +209,9 @@ def export_int8_dynamic(model: nn.Module, example_inputs, path: str | Path, *, d
         work = model if _on_cpu(model) else copy.deepcopy(model).cpu()
         names = _export_fp32(work, tmp / "fp32.onnx", example_inputs, dynamic_sequence)
         ops = ["MatMul", "Gemm"] + (["Gather"] if quantize_embeddings else [])
-        quantize_dynamic(str(tmp / "fp32.onnx"), str(tmp / "int8.onnx"), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=ops, per_channel=True)
+        with _without_preprocess_advice():
+            quantize_dynamic(str(tmp / "fp32.onnx"), str(tmp / "int8.onnx"), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=ops, per_channel=True)
         diff, top = _agreement(work, tmp / "int8.onnx", example_inputs, names)
         payload = (tmp / "int8.onnx").read_bytes()
         tables = _gather_tables(tmp / "int8.onnx")
@@ -217,10 +219,26 @@ def export_int8_dynamic(model: nn.Module, example_inputs, path: str | Path, *, d
     return {"path": str(path), "mode": "dynamic", "embeddings": tables, "max_abs_diff": diff, "max_abs_output": top}
 
 
+class _PreprocessAdvice(logging.Filter):
+    """ORT's quantizer logs 'Please consider to run pre-processing before quantization' (to the root
+    logger) on every dynamic export: advice for static quantization of CNNs, noise for this user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Please consider to run pre-processing")
+
+
+@contextlib.contextmanager
+def _without_preprocess_advice():
+    root, advice = logging.getLogger(), _PreprocessAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+
+
 def _gather_tables(path: Path) -> str:
     """'8-bit', 'float' or 'none': what the Gather lookups of the ONNX file read (embedding tables)."""
-    import onnx
-
     graph = onnx.load(str(path)).graph
     types = {t.name: t.data_type for t in graph.initializer}
     eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
