@@ -19,29 +19,15 @@ from pathlib import Path
 import torch
 
 import deepslim
-from deepslim.export.onnx import onnx_session
-from deepslim.export.onnx_io import ort_feed
 from deepslim.profiling.environment import environment
 from deepslim.profiling.latency import compare_latency, default_threads, describe_speedup
 from deepslim.quantize.int8 import export_int8_dynamic
 from deepslim.text import tokenize
+from deepslim.text.evaluate import encode_texts
 from deepslim.train.retrieval import retrieval_metrics
 
 BATCH = 64
 DOC_MAX_TOKENS = 128  # issue 16: the large-batch latency input is long descriptions cut at 128 tokens
-
-
-def ort_encode(model, path: Path, texts: list[str], threads: int) -> torch.Tensor:
-    """Embeddings of ``texts`` from the ONNX file, in batches of similar length (less padding), in input order."""
-    session = onnx_session(path, threads=threads)
-    lengths = [len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=model.max_length)["input_ids"]]
-    order = sorted(range(len(texts)), key=lengths.__getitem__)
-    out = torch.empty(len(texts), model.hidden_size)
-    for i in range(0, len(order), BATCH):
-        rows = order[i:i + BATCH]
-        inputs = tokenize(model, [texts[r] for r in rows])
-        out[rows] = torch.from_numpy(session.run(None, ort_feed(session, inputs))[0])
-    return out
 
 
 def main() -> int:
@@ -87,7 +73,7 @@ def main() -> int:
             latency[name] = row.to_dict()
         for label, path in (("ORT fp32", fp32), ("ORT dynamic int8", int8)):
             started = time.perf_counter()
-            emb = ort_encode(model, path, texts, threads)
+            emb = encode_texts(model, texts, onnx=path, threads=threads)
             seconds = time.perf_counter() - started
             cos = torch.nn.functional.cosine_similarity(emb, reference, dim=1)
             metrics = retrieval_metrics(emb[:n_queries], emb[n_queries:])

@@ -38,9 +38,6 @@ from deepslim.text.evaluate import encode_texts
 from deepslim.train import TrainConfig, train
 from deepslim.train.retrieval import retrieval_metrics
 
-sys.path.insert(0, str(Path(__file__).parent))
-from minilm_int8 import ort_encode  # noqa: E402  (the same ORT encoding as the int8 benchmark)
-
 DOC_MAX_TOKENS = 128
 BATCH = 32
 
@@ -144,7 +141,8 @@ def run_variant(args, base, data, variant: dict) -> dict:
         path = folder / file
         export_int8_dynamic(student, tokenize(student, [data.test.queries[0]]), path, dynamic_sequence=True,
                             quantize_embeddings=embeddings)
-        emb = ort_encode(student, path, list(data.test.queries) + list(data.test.documents), default_threads())
+        emb = encode_texts(student, list(data.test.queries) + list(data.test.documents), onnx=path,
+                           threads=default_threads())
         int8[name] = {**retrieval_metrics(emb[:len(data.test)], emb[len(data.test):]), "file_bytes": path.stat().st_size}
     return {"variant": variant, "plan": plan, "params": params, "before_distillation": before,
             "after_distillation_torch_fp32": after, "ort_dynamic_int8_matmul": int8["matmul"],

@@ -48,11 +48,7 @@ def run(args) -> int:
     if getattr(data, "task", None) == "retrieval":
         return _run_retrieval(args, folder, data, name)
     deployed = folder.deployed_onnx
-    # Asked for explicitly, a float folder's own ONNX export (compress stages and runs write one) runs too.
-    onnx = deployed or (folder.onnx if args.runtime == "onnxruntime" else None)
-    if args.runtime == "onnxruntime" and not onnx:
-        raise DeepslimError(f"{args.model_dir} has no ONNX model", hint="use --runtime torch, or write one with "
-                            f"`deepslim export {args.model_dir} --onnx`")
+    onnx = _onnx_to_run(args, folder)
     if onnx and args.runtime != "torch":
         result = evaluate_onnx(onnx, data.test)
         runtime, label = "onnxruntime", f"{onnx.name} on onnxruntime"
@@ -77,15 +73,20 @@ def run(args) -> int:
     return 0
 
 
+def _onnx_to_run(args, folder: ModelFolder):
+    """The folder's deployed ONNX file, or (asked for with --runtime onnxruntime) its own float export."""
+    onnx = folder.deployed_onnx or (folder.onnx if args.runtime == "onnxruntime" else None)
+    if args.runtime == "onnxruntime" and not onnx:
+        raise DeepslimError(f"{args.model_dir} has no ONNX model", hint="use --runtime torch, or write one with "
+                            f"`deepslim export {args.model_dir} --onnx`")
+    return onnx
+
+
 def _run_retrieval(args, folder: ModelFolder, data, name: str) -> int:
     """A text retrieval data set: recall@1/@10 and MRR of every test query against every test document."""
     from ..text.evaluate import evaluate_retrieval
 
-    deployed = folder.deployed_onnx
-    onnx = deployed or (folder.onnx if args.runtime == "onnxruntime" else None)
-    if args.runtime == "onnxruntime" and not onnx:
-        raise DeepslimError(f"{args.model_dir} has no ONNX model", hint="use --runtime torch, or write one with "
-                            f"`deepslim export {args.model_dir} --onnx`")
+    onnx = _onnx_to_run(args, folder)
     use_onnx = onnx if args.runtime != "torch" else None
     model = folder.load(device="cpu" if use_onnx else resolve_device(args.device))  # its tokenizer, at least
     result = evaluate_retrieval(model, data.test, onnx=use_onnx)

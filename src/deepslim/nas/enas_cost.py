@@ -29,14 +29,11 @@ class ChildCosts:
 
     def __call__(self, arch: EnasArch | dict) -> dict:
         from ..profiling import count_ops
-        from .enas_supernet import EnasChild
+        from .enas_supernet import new_child
 
         arch = self.space.validate(arch)
         key = arch.key()
         if key not in self._cache:
-            s = self.space
-            child = EnasChild(list(arch.ops), [list(f) for f in arch.skips], s.in_channels, s.num_classes,
-                              s.channels, list(s.reduce_after), s.stem_stride, s.dropout).eval()
-            counts = count_ops(child, torch.zeros(1, *self.input_shape))
+            counts = count_ops(new_child(self.space, arch).eval(), torch.zeros(1, *self.input_shape))
             self._cache[key] = {"macs": int(counts.macs), "params": int(counts.params)}
         return self._cache[key]

@@ -122,13 +122,17 @@ class EnasChild(_Body):
         return self._run(x, self.child_arch)
 
 
+def new_child(space: EnasMacroSpace, arch: EnasArch) -> EnasChild:
+    """A standalone ``EnasChild`` of ``arch`` in ``space``, freshly initialised."""
+    return EnasChild(list(arch.ops), [list(f) for f in arch.skips], space.in_channels, space.num_classes,
+                     space.channels, list(space.reduce_after), space.stem_stride, space.dropout)
+
+
 def extract_child(supernet: EnasSupernet, arch: EnasArch | dict | None = None) -> EnasChild:
     """A standalone ``EnasChild`` of ``arch`` (default: the active one) with the supernet's weights for it.
     BatchNorm statistics are copied as they are; recalibrate before judging it."""
     arch = supernet.space.validate(arch) if arch is not None else supernet.active_arch
-    space = supernet.space
-    child = EnasChild(list(arch.ops), [list(f) for f in arch.skips], space.in_channels, space.num_classes,
-                      space.channels, list(space.reduce_after), space.stem_stride, space.dropout)
+    child = new_child(supernet.space, arch)
     state = {k: v for k, v in supernet.state_dict().items() if k in child.state_dict()}
     child.load_state_dict(state)
     child.train(supernet.training)

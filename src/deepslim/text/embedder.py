@@ -88,15 +88,9 @@ class SentenceEmbedder(SerializableModule):
             raise DeepslimError("encode takes a list of strings", hint='e.g. model.encode(["a cat", "a dog"])')
         if not isinstance(batch_size, int) or batch_size < 1:
             raise DeepslimError(f"batch_size must be a positive integer, got {batch_size!r}", hint="e.g. batch_size=32")
-        was_training = self.training
-        self.eval()
-        try:
-            device = next(self.parameters()).device
-            parts = [self(**{k: v.to(device) for k, v in tokenize(self, texts[i:i + batch_size]).items()})
-                     for i in range(0, len(texts), batch_size)]
-        finally:
-            self.train(was_training)
-        return torch.cat(parts).cpu() if parts else torch.empty(0, self.hidden_size)
+        from .evaluate import encode_texts  # it imports this module
+
+        return encode_texts(self, list(texts), batch_size=batch_size)
 
 
 def tokenize(model: SentenceEmbedder, texts: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
