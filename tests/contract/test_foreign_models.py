@@ -27,9 +27,10 @@ from torch import nn
 import deepslim
 import deepslim.prune.config as prune_configs
 from deepslim.core import Config, DeepslimError
-from deepslim.core.inputs import call_model, output_tensors, split_batch
+from deepslim.core.inputs import call_model, model_device, output_tensors, split_batch
 from deepslim.export.onnx import onnx_session, run_onnx_outputs
 from deepslim.testing_models import ModelCase, model_cases
+from deepslim.train.batches import move_target
 
 
 def _declared_here(case: ModelCase) -> ModelCase:
@@ -51,7 +52,7 @@ INT8_RTOL = 0.1
 # -- helpers ------------------------------------------------------------------------------------------
 def _outputs(model: nn.Module, inputs) -> list[torch.Tensor]:
     with torch.inference_mode():
-        return [t.clone() for t in output_tensors(call_model(model.eval(), inputs))]
+        return [t.cpu().clone() for t in output_tensors(call_model(model.eval(), inputs))]  # on CPU, as the data
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -61,7 +62,8 @@ def _state(model: nn.Module) -> dict[str, torch.Tensor]:
 def _assert_same_state(before: dict, model: nn.Module) -> None:
     after = model.state_dict()
     assert list(after) == list(before), "the model's layers changed"
-    changed = [k for k, v in before.items() if v.shape != after[k].shape or not torch.equal(v, after[k])]
+    # values, wherever they live: a verb may have moved the model to the suite's device
+    changed = [k for k, v in before.items() if v.shape != after[k].shape or not torch.equal(v.cpu(), after[k].cpu())]
     assert not changed, f"the model was modified: {changed[:5]}"
 
 
@@ -270,7 +272,8 @@ def _export_int8_dynamic_check(case, model, info, before):
 @torch.no_grad()
 def _task_loss(model: nn.Module, case: ModelCase) -> float:
     task = _task(case)
-    return sum(float(task.loss(call_model(model.eval(), split_batch(b)[0]), split_batch(b)[1]))
+    return sum(float(task.loss(call_model(model.eval(), split_batch(b)[0]),
+                               move_target(split_batch(b)[1], model_device(model))))
                for b in case.batches)
 
 

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 import deepslim
 from deepslim.core import DeepslimError
+from deepslim.core.inputs import call_model
 from deepslim.distill import KD, Distillation, distill, kd_loss, soft_loss
 from deepslim.testing import tiny_data
 
@@ -71,7 +72,7 @@ def test_kd_moves_the_student_toward_the_teacher(data, teacher):
 
     def gap():
         with torch.no_grad():
-            return soft_loss(student.eval()(images), teacher(images), 1.0).item()
+            return soft_loss(call_model(student.eval(), images), call_model(teacher, images), 1.0).item()
 
     before = gap()
     distill(student, teacher, data.train, deepslim.TrainConfig(epochs=4, batch_size=32, lr=3e-3, optimizer="adamw"),

@@ -35,7 +35,8 @@ def test_flagship_is_over_parameterised():
 def test_recorded_accuracy_is_what_evaluation_gives(name, fashion_mnist_dir):
     model = deepslim.load_pretrained(name)
     data = deepslim.load_dataset("fashion-mnist", data_dir=fashion_mnist_dir)
-    result = deepslim.evaluate(model, data.test)
+    # the figure was recorded on a CPU; on a GPU (TF32 convolutions) two of 10,000 answers differed (H100)
+    result = deepslim.evaluate(model, data.test, device="cpu")
     assert result["n"] == 10000
     assert result["accuracy"] == pytest.approx(model.deepslim_metadata["metrics"]["test_accuracy"], abs=0.011)
 

@@ -94,7 +94,7 @@ def test_onnx_int8_keeps_the_learned_decisions(trained, tmp_path):
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     modules = dict(rounded.named_modules())
     for name in report["layers"]:
-        weight = modules[name].weight.detach()
+        weight = modules[name].weight.detach().cpu()
         grid = _Grid(weight, 8, per_channel=True)
         expected = torch.round(weight / grid.scale).numpy().astype(np.int8)
         assert np.array_equal(tensors[f"{name}.weight_quantized"], expected), name

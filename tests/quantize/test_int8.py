@@ -6,6 +6,7 @@ import torch
 
 import deepslim
 from deepslim.core import DeepslimError
+from deepslim.core.inputs import call_model
 from deepslim.quantize.config import PTQConfig
 from deepslim.quantize.int8 import executed_integer_ops, export_int8
 from deepslim.testing import tiny_data
@@ -30,7 +31,7 @@ def test_int8_runs_integer_kernels_and_agrees_with_pytorch(trained, tmp_path, ob
     assert ops.get("QLinearConv", 0) == 9, ops
     logits = deepslim.onnx_session(path).run(None, {"input": data.test.images.numpy()})[0]
     with torch.no_grad():
-        reference = model(data.test.images).argmax(1).numpy()
+        reference = call_model(model, data.test.images).argmax(1).cpu().numpy()  # the model is on the suite's device
     assert np.mean(logits.argmax(1) == reference) >= 0.99
 
 
@@ -61,7 +62,7 @@ def test_bad_input_is_clear_and_leaves_the_model_alone(trained, tmp_path):
     with pytest.raises(DeepslimError, match="PTQConfig.observer"):
         PTQConfig(observer="kl")
     assert not any((tmp_path / n).exists() for n in ("a.onnx", "b.onnx", "c.onnx"))
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # same device: before was cloned there
 
 
 def test_fake_quant_pytorch_model_agrees_with_int8_onnx(trained, tmp_path):
@@ -73,9 +74,10 @@ def test_fake_quant_pytorch_model_agrees_with_int8_onnx(trained, tmp_path):
     export_int8(model, data.train, tmp_path / "m.onnx", config)
     logits = deepslim.onnx_session(tmp_path / "m.onnx").run(None, {"input": data.test.images.numpy()})[0]
     with torch.no_grad():
-        fake_top1 = fake(data.test.images).argmax(1).numpy()
+        fake_top1 = call_model(fake, data.test.images).argmax(1).cpu().numpy()
     assert np.mean(logits.argmax(1) == fake_top1) >= 0.99
     deepslim.save(fake, tmp_path / "fake")
+    fake.cpu()  # load gives a CPU model: compare like with like
     with torch.no_grad():
         assert torch.equal(deepslim.load(tmp_path / "fake")(data.test.images), fake(data.test.images))
 

@@ -27,7 +27,7 @@ def test_low_bit_training_learns_and_saves_in_bits(mode, tmp_path):
     deepslim.train(model, data.train, deepslim.TrainConfig(epochs=3, batch_size=32, optimizer="adamw", lr=3e-3))
     accuracy = deepslim.evaluate(model, data.test)["accuracy"]
     assert accuracy > 60
-    model.eval()
+    model.cpu().eval()  # load gives a CPU model: compare like with like
     with torch.no_grad():
         before = model(data.test.images)
     assert freeze_lowbit_(model) == 3

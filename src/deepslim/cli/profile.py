@@ -7,12 +7,13 @@ from pathlib import Path
 
 import torch
 
-from ..core import DeepslimError
+from ..core import DeepslimError, resolve_device
 from ..export.onnx import export_onnx, onnx_session, run_onnx
 from ..profiling import profile
 from ..profiling.energy import EnergySettings, codecarbon_measure, inference_energy_per_1000, measure_power
 from ..profiling.environment import cpu_description
-from ..profiling.latency import measure_latency
+from ..profiling.gpu_latency import GPU_RUNTIMES, check_gpu_runtime, gpu_runtimes_here
+from ..profiling.latency import RUNTIMES, measure_latency
 from ..profiling.size import compact_weight_bytes, path_bytes, stored_weights
 from ..train import check_input_shape
 from .args import add_command, parse_kwargs, parse_shape, print_json
@@ -33,6 +34,12 @@ def add_parser(sub) -> None:
     p.add_argument("--latency-seconds", type=float, default=1.0,
                    help="time spent measuring each runtime and batch size, default 1.0")
     p.add_argument("--threads", type=int, help="threads for both runtimes (default: all of PyTorch's)")
+    p.add_argument("--device", default="cpu",
+                   help="where --latency times the model: cpu (default: PyTorch and ONNX Runtime on the CPU) or "
+                        "cuda/cuda:N (PyTorch eager fp32, fp16/bf16 autocast, torch.compile reduce-overhead, a CUDA "
+                        "graph, and ONNX Runtime's CUDA provider when onnxruntime-gpu is installed; CUDA events)")
+    p.add_argument("--runtimes", help="comma-separated runtimes to time instead of the device's set, from: "
+                                      + ", ".join(RUNTIMES + GPU_RUNTIMES))
     p.add_argument("--codecarbon", action="store_true",
                    help="with --latency, also measure energy with codecarbon's offline tracker (if installed)")
     p.add_argument("--country", default="USA", help="ISO country code for codecarbon's grid intensity, default USA")
@@ -44,6 +51,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.latency_seconds < 0:
         raise DeepslimError(f"--latency-seconds {args.latency_seconds} is negative", hint="e.g. --latency-seconds 1")
+    runtimes = _runtimes(args)
     resolved = resolve_model(args.model, args.model_dir, parse_kwargs(args.model_arg))
     shape = parse_shape(args.input_shape) if args.input_shape else (resolved.input_shape or (1, 1, 28, 28))
     model = resolved.model.eval()
@@ -54,7 +62,7 @@ def run(args) -> int:
     if deployed is not None:
         data["deployed"] = {"onnx": str(deployed), "runtime": "onnxruntime int8"}
     if args.latency:
-        data.update(_latency_size_energy(model, example, resolved, args))
+        data.update(_latency_size_energy(model, example, resolved, args, runtimes))
     if args.json:
         print_json(data)
         return 0
@@ -68,7 +76,22 @@ def run(args) -> int:
     return 0
 
 
-def _latency_size_energy(model, example, resolved, args) -> dict:
+def _runtimes(args) -> tuple[str, ...]:
+    """The runtimes --latency times: --runtimes, else the device's set; checked before any work."""
+    device = resolve_device(args.device)  # cuda without a GPU, or cuda:7 on one GPU: refused here
+    if args.runtimes:
+        runtimes = tuple(r.strip() for r in args.runtimes.split(",") if r.strip())
+        unknown = [r for r in runtimes if r not in RUNTIMES + GPU_RUNTIMES]
+        if unknown or not runtimes:
+            raise DeepslimError(f"--runtimes {args.runtimes}: unknown runtime {', '.join(unknown) or '(none given)'}",
+                                hint=f"choose from {', '.join(RUNTIMES + GPU_RUNTIMES)}")
+        for runtime in set(runtimes) & set(GPU_RUNTIMES):
+            check_gpu_runtime(runtime)
+        return runtimes
+    return gpu_runtimes_here() if device.type == "cuda" else RUNTIMES
+
+
+def _latency_size_energy(model, example, resolved, args, runtimes) -> dict:
     check_input_shape(model, example)
     batch_sizes = tuple(int(b) for b in parse_shape(args.batch_sizes)) if "," in args.batch_sizes else (int(args.batch_sizes),)
     deployed = resolved.deployed_onnx
@@ -81,9 +104,11 @@ def _latency_size_energy(model, example, resolved, args) -> dict:
 
         def forward(batch):
             run_onnx(session, batch)
+    elif set(runtimes) & set(GPU_RUNTIMES):
+        return _gpu_latency_and_size(model, example, resolved, args, runtimes, batch_sizes)
     else:
         rows = measure_latency(model, example, batch_sizes=batch_sizes, threads=args.threads,
-                               min_seconds=args.latency_seconds)
+                               min_seconds=args.latency_seconds, runtimes=runtimes)
 
         def forward(batch):
             with torch.inference_mode():
@@ -109,6 +134,22 @@ def _latency_size_energy(model, example, resolved, args) -> dict:
         result["codecarbon_per_1000"] = {"runtime": rows[0].runtime, "batch_size": len(batch),
                                          **codecarbon_measure(work, seconds=3.0, country_iso_code=args.country)}
     return result
+
+
+def _gpu_latency_and_size(model, example, resolved, args, runtimes, batch_sizes) -> dict:
+    """Latency on the GPU runtimes (and any CPU ones asked for beside them); no energy figure, since
+    deepslim's power reading is the CPU's."""
+    device = resolve_device(args.device)
+    device = device if device.type == "cuda" else torch.device("cuda")  # --runtimes cuda... with the default device
+    with torch.cuda.device(device):
+        rows = measure_latency(model, example, batch_sizes=batch_sizes, runtimes=runtimes, threads=args.threads,
+                               min_seconds=args.latency_seconds)
+    gpu = {"gpu": torch.cuda.get_device_name(device), "torch": torch.__version__, "cuda": torch.version.cuda}
+    timed = {r: ("float32 ONNX export (temporary)" if "onnxruntime" in r else "a copy of the PyTorch model")
+             for r in runtimes}
+    return {"latency": [r.to_dict() for r in rows], "size": _sizes(model, example, resolved),
+            "environment": {**cpu_description(), **gpu}, "timed": timed,
+            "energy_not_measured": "on a GPU (deepslim reads CPU power only)"}
 
 
 def _sizes(model, example, resolved) -> dict:
@@ -141,12 +182,13 @@ def _kb(n: int) -> str:
 
 def _print_latency(data: dict) -> None:
     env = data["environment"]
-    print(f"\nlatency ({env['cpu']}, {data['latency'][0]['threads']} threads; median [IQR] ms per batch)")
-    print(f"  {'runtime':<12} {'batch':>5} {'median':>9} {'IQR':>8} {'per image':>10} {'repeats':>8}")
+    where = f"{env['gpu']}, CUDA events" if "gpu" in env else f"{env['cpu']}, {data['latency'][0]['threads']} threads"
+    print(f"\nlatency ({where}; median [IQR] ms per batch)")
+    print(f"  {'runtime':<16} {'batch':>5} {'median':>9} {'IQR':>8} {'per image':>10} {'repeats':>8}")
     for r in data["latency"]:
-        print(f"  {r['runtime']:<12} {r['batch_size']:>5} {r['median_ms']:>9.3f} {r['iqr_ms']:>8.3f} "
+        print(f"  {r['runtime']:<16} {r['batch_size']:>5} {r['median_ms']:>9.3f} {r['iqr_ms']:>8.3f} "
               f"{r['median_ms'] / r['batch_size']:>10.4f} {r['repeats']:>8}")
-    if "torch" not in {r["runtime"] for r in data["latency"]}:
+    if "torch" not in {r["runtime"] for r in data["latency"]} and "onnxruntime" in {r["runtime"] for r in data["latency"]}:
         print(f"  timed: {data['timed']['onnxruntime']} (the PyTorch twin only simulates int8; not timed)")
     s = data["size"]
     float_export = s["onnx_file"] is None and s["deployed_bytes"] != s["onnx_bytes"]
@@ -155,6 +197,9 @@ def _print_latency(data: dict) -> None:
                if s["onnx_file"] is None else None,
                f"saved model {_kb(s['artifact_bytes'])}" if "artifact_bytes" in s else None]
     print(f"\nsize: {_kb(s['deployed_bytes'])} as {s['deployed_as']}; " + "; ".join(d for d in details if d))
+    if "energy_per_1000" not in data:
+        print(f"energy: not measured {data['energy_not_measured']}")
+        return
     e = data["energy_per_1000"][0]
     print(f"energy per 1,000 predictions (power {e['watts']:.0f} W {e['power_source']}, PUE {e['pue']}, "
           f"{e['grid_g_per_kwh']:.0f} g CO2e/kWh):")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..core.inputs import to_device
 from .splits import TensorData
 
 
@@ -83,4 +84,4 @@ class BatchLoader:
             images, labels = self.data.images[idx], self.data.labels[idx]
             if self.augment is not None:
                 images = self.augment(images, generator)
-            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+            yield to_device(images, self.device), to_device(labels, self.device)

@@ -25,8 +25,10 @@ from torch import nn
 
 from ..core import DeepslimError
 from ..core.inputs import as_args_kwargs, check_inputs, model_device, move_inputs, repeat_batch
+from .gpu_latency import GPU_RUNTIMES, check_gpu_runtime, ort_gpu_runner, torch_gpu_runner
 
-RUNTIMES = ("torch", "onnxruntime")
+RUNTIMES = ("torch", "onnxruntime")  # the CPU ones, the default; GPU_RUNTIMES (gpu_latency.py) on a CUDA machine
+ONNX_RUNTIMES = ("onnxruntime", "onnxruntime-cuda")
 
 
 @dataclass
@@ -137,20 +139,38 @@ def _check_model_inputs(model_or_path, example_inputs) -> None:
 
 def _check_runtimes(runtimes, model_or_path) -> None:
     for runtime in runtimes:
-        if runtime not in RUNTIMES:
-            raise DeepslimError(f"unknown runtime '{runtime}'", hint=f"choose from {', '.join(RUNTIMES)}")
-        if runtime == "torch" and isinstance(model_or_path, (str, Path)):
+        if runtime not in RUNTIMES + GPU_RUNTIMES:
+            raise DeepslimError(f"unknown runtime '{runtime}'", hint=f"choose from {', '.join(RUNTIMES + GPU_RUNTIMES)}")
+        if runtime in GPU_RUNTIMES:
+            check_gpu_runtime(runtime)
+        if runtime not in ONNX_RUNTIMES and isinstance(model_or_path, (str, Path)):
             raise DeepslimError("an ONNX file can only be timed on onnxruntime", hint="pass runtimes=('onnxruntime',)")
 
 
-def _time_calls(run: Callable[[], None], warmup: int, min_seconds: float, min_repeats: int) -> list[float]:
+def _runner(runtime: str, model_or_path, onnx_path, x, threads: int) -> Callable[[], float | None]:
+    """A callable making one call on ``runtime``; GPU runners return the call's own time (CUDA events)."""
+    if runtime == "torch":
+        return _torch_runner(model_or_path, x, threads)
+    if runtime == "onnxruntime":
+        return _onnx_runner(onnx_path, _named(model_or_path, x), threads)
+    if runtime == "onnxruntime-cuda":
+        return ort_gpu_runner(onnx_path, _named(model_or_path, x))
+    return torch_gpu_runner(model_or_path, x, runtime)
+
+
+def _elapsed_ms(run: Callable[[], float | None]) -> float:
+    """One call's ms: what a GPU runner measured with CUDA events, else the host clock's."""
+    t0 = time.perf_counter()
+    measured = run()
+    return measured if measured is not None else (time.perf_counter() - t0) * 1000.0
+
+
+def _time_calls(run: Callable[[], float | None], warmup: int, min_seconds: float, min_repeats: int) -> list[float]:
     for _ in range(warmup):
         run()
     samples, started = [], time.perf_counter()
     while len(samples) < min_repeats or time.perf_counter() - started < min_seconds:
-        t0 = time.perf_counter()
-        run()
-        samples.append((time.perf_counter() - t0) * 1000.0)
+        samples.append(_elapsed_ms(run))
     return samples
 
 
@@ -175,19 +195,20 @@ def measure_latency(model_or_onnx_path, example_inputs, *, batch_sizes=(1, 64), 
     _check_model_inputs(model_or_onnx_path, example_inputs)
     threads = threads or default_threads()
     results = []
-    with _torch_threads(threads), _OnnxFile(model_or_onnx_path, repeat_batch(example_inputs, 1)) as onnx_path:
+    with _torch_threads(threads), contextlib.ExitStack() as stack:
+        onnx_path = (stack.enter_context(_OnnxFile(model_or_onnx_path, repeat_batch(example_inputs, 1)))
+                     if set(runtimes) & set(ONNX_RUNTIMES) else None)
         for runtime in runtimes:
             for bs in batch_sizes:
                 x = repeat_batch(example_inputs, bs)
-                run = (_torch_runner(model_or_onnx_path, x, threads) if runtime == "torch"
-                       else _onnx_runner(onnx_path, _named(model_or_onnx_path, x), threads))
+                run = _runner(runtime, model_or_onnx_path, onnx_path, x, threads)
                 samples = _time_calls(run, warmup, min_seconds, min_repeats)
                 median, p25, p75 = _quartiles(samples)
                 results.append(LatencyResult(runtime, bs, median, p25, p75, len(samples), threads))
     return results
 
 
-def _take_turn(run: Callable[[], None], calls: int, settle_ms: float, settle_calls: int) -> float:
+def _take_turn(run: Callable[[], float | None], calls: int, settle_ms: float, settle_calls: int) -> float:
     """Mean ms per call over ``calls`` timed calls, after a pause and untimed calls.
 
     Two ONNX Runtime sessions each own a thread pool whose idle threads busy-wait after a
@@ -205,9 +226,9 @@ def _take_turn(run: Callable[[], None], calls: int, settle_ms: float, settle_cal
     for _ in range(settle_calls):
         run()
     t0 = time.perf_counter()
-    for _ in range(calls):
-        run()
-    return (time.perf_counter() - t0) * 1000.0 / calls
+    measured = [run() for _ in range(calls)]
+    host_ms = (time.perf_counter() - t0) * 1000.0 / calls
+    return sum(measured) / calls if measured and measured[0] is not None else host_ms  # GPU: CUDA events
 
 
 @dataclass
@@ -307,14 +328,12 @@ def interleave_latency(models, example_inputs, *, batch_sizes=(1, 64), runtimes=
     results = []
     one = repeat_batch(example_inputs, 1)
     with _torch_threads(threads), contextlib.ExitStack() as stack:
-        paths = [stack.enter_context(_OnnxFile(m, one)) for m in models] if "onnxruntime" in runtimes else []
+        paths = ([stack.enter_context(_OnnxFile(m, one)) for m in models] if set(runtimes) & set(ONNX_RUNTIMES)
+                 else [None] * len(models))
         for runtime in runtimes:
             for bs in batch_sizes:
                 x = repeat_batch(example_inputs, bs)
-                if runtime == "torch":
-                    runs = [_torch_runner(m, x, threads) for m in models]
-                else:
-                    runs = [_onnx_runner(p, _named(m, x), threads) for m, p in zip(models, paths)]
+                runs = [_runner(runtime, m, p, x, threads) for m, p in zip(models, paths)]
                 warm_ms = [_take_turn(run, warmup, 0.0, 0) for run in runs]
                 calls, settle = calls_per_round, (0.0, 0)  # torch: one intra-op pool serves all models
                 if runtime == "onnxruntime":

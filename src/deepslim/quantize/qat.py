@@ -34,6 +34,7 @@ def prepare_qat(model: nn.Module, calibration, *, weight_bits: int = 8, config: 
         if isinstance(module, QuantLayer) and not module.learnable:
             learnable = QuantLayer(module.kind, module.weight_scale.numel(), module.weight_bits, module.act_bits,
                                    learnable=True, quantize_input=module.quantize_input)
+            learnable.to(module.weight_scale.device)  # with its layer's weights, as QuantLayer.wrap does
             learnable.layer = module.layer
             with torch.no_grad():
                 learnable.weight_scale.copy_(module.weight_scale)

@@ -34,6 +34,7 @@ from ..core.inputs import (
     output_tensors,
     slice_batch,
     split_batch,
+    to_device,
 )
 from ..data import BatchLoader, TensorData
 from .task import Task, metric_value
@@ -74,7 +75,7 @@ def count_batches(data) -> int:
 def move_target(target, device):
     """``target`` on ``device``: tensors anywhere in nested tuples/lists/dicts moved, the rest kept."""
     if isinstance(target, torch.Tensor):
-        return target.to(device, non_blocking=True)
+        return to_device(target, device)
     if isinstance(target, Mapping):
         return {k: move_target(v, device) for k, v in target.items()}
     if isinstance(target, (tuple, list)):
