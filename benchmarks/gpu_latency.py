@@ -115,6 +115,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/gpu-latency.json")
     parser.add_argument("--seconds", type=float, default=0.5, help="timing seconds per row (default 0.5)")
     parser.add_argument("--batch-sizes", default="1,64,1024")
+    parser.add_argument("--stages", default="modes,pruned_vs_full,semi_structured_2_4", help="which stages to run")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("error: no CUDA GPU here; this benchmark runs on a GPU machine (scripts/gpu_check.sh)", file=sys.stderr)
@@ -125,9 +126,11 @@ def main(argv=None) -> int:
                "seconds_per_row": args.seconds, "command": " ".join(sys.argv)}
     print({k: results[k] for k in ("gpu", "torch", "cuda", "runtimes")}, flush=True)
     model = deepslim.load_pretrained("fmnist-resnet").eval()
-    _stage("modes", lambda: modes(model, batch_sizes, args.seconds), results)
-    _stage("pruned_vs_full", lambda: pruned_vs_full(model, batch_sizes, args.seconds), results)
-    _stage("semi_structured_2_4", lambda: semi_structured(batch_sizes, args.seconds), results)
+    stages = {"modes": lambda: modes(model, batch_sizes, args.seconds),
+              "pruned_vs_full": lambda: pruned_vs_full(model, batch_sizes, args.seconds),
+              "semi_structured_2_4": lambda: semi_structured(batch_sizes, args.seconds)}
+    for name in args.stages.split(","):
+        _stage(name, stages[name], results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1))

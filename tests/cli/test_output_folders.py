@@ -112,7 +112,7 @@ def test_profile_of_int8_times_and_sizes_the_int8_file(cli, outputs, monkeypatch
     assert data["macs"] == json.loads((outputs / "run" / "metrics.json").read_text())["final"]["macs"]
     code, out, _ = cli("profile", outputs / name, "--latency", "--batch-sizes", "1", "--threads", "1",
                        "--latency-seconds", "0")
-    assert "PyTorch twin only simulates int8; not timed" in out and f"KB as int8 ONNX ({file.name})" in out
+    assert "what ships; its PyTorch twin is not timed" in out and f"KB as int8 ONNX ({file.name})" in out
 
 
 @pytest.mark.parametrize("name, encoding", [("binary", "bit-packed"), ("sparse", "sparse bitmask")])

@@ -54,7 +54,7 @@ def test_tiny_recipe_end_to_end(trained, tmp_path):
     assert (out / "stages" / "02-quantize" / "model.int8.onnx").is_file()
     # An int8 stage's model folder carries the deployed int8 ONNX and that model's own accuracy.
     int8_meta = json.loads((out / "stages" / "02-quantize" / "model" / "metadata.json").read_text())
-    assert int8_meta["deploy"] == {"onnx": "model.int8.onnx", "runtime": "onnxruntime"}
+    assert int8_meta["deploy"] == {"onnx": "model.int8.onnx", "runtime": "onnxruntime", "precision": "int8"}
     assert int8_meta["metrics"]["runtime"] == "onnxruntime int8"
     assert int8_meta["metrics"]["test_accuracy"] == saved["stages"][1]["accuracy"]
     assert (out / "stages" / "02-quantize" / "model" / "model.int8.onnx").read_bytes() == \

@@ -5,6 +5,7 @@ import torch
 
 import deepslim
 from deepslim.core import DeepslimError
+from deepslim.core.inputs import call_model
 from deepslim.text import SentenceEmbedder, TextBatches
 from deepslim.train import TrainConfig, train
 from deepslim.train.task import EmbeddingMatch
@@ -52,7 +53,8 @@ def test_a_student_distilled_on_raw_text_moves_toward_its_teacher(texts):
 
     def fidelity(model):
         with torch.no_grad():
-            return torch.cat([task.scores(model.eval()(**b), teacher(**b)) for b in held_out]).mean().item()
+            return torch.cat([task.scores(call_model(model.eval(), b), call_model(teacher, b)).cpu()
+                              for b in held_out]).mean().item()
 
     before = fidelity(student)
     config = TrainConfig(epochs=2, batch_size=16, optimizer="adamw", lr=2e-3, weight_decay=0.0, augment=False)

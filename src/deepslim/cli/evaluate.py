@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     p = add_command(sub, "eval", help="evaluate a saved model on the full test split",
                     description="Evaluate a model folder (written by train/save/prune/quantize, a `deepslim compress` "
                                 "--out folder or one of its stages) on every image of the test split; prints e.g. "
-                                "'accuracy: 93.62%'. A folder whose deployed model is an int8 ONNX file is evaluated "
+                                "'accuracy: 93.62%'. A folder whose deployed model is an int8 (or float16) ONNX file is evaluated "
                                 "as that file on ONNX Runtime. The result is recorded in the model's metadata.json "
                                 "(weights untouched), where `deepslim chart` finds it.")
     p.add_argument("model_dir", type=Path, metavar="DIR",
@@ -52,7 +52,7 @@ def run(args) -> int:
     if onnx and args.runtime != "torch":
         result = evaluate_onnx(onnx, data.test)
         runtime, label = "onnxruntime", f"{onnx.name} on onnxruntime"
-        shown = f"{label}, the deployed int8 model" if deployed else label
+        shown = f"{label}, the deployed {folder.deployed_precision} model" if deployed else label
     else:
         device = resolve_device(args.device)
         model = folder.load(device=device)
@@ -135,7 +135,7 @@ def record_evaluation(folder: ModelFolder, data_name: str, result: dict, runtime
         pass  # metrics.test_accuracy belongs to classification; retrieval lives in evaluations only
     elif own_data and metrics.get("test_accuracy") is None and (runtime == "onnxruntime" or deployed is None):
         metrics.update(test_accuracy=result["accuracy"], test_loss=result["loss"], test_images=result["n"],
-                       runtime="onnxruntime int8" if runtime == "onnxruntime" else "pytorch")
+                       runtime=f"onnxruntime {folder.deployed_precision}" if runtime == "onnxruntime" else "pytorch")
         meta["metrics"] = metrics
     try:
         write_json_atomic(path, meta)

@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
                     description="Count parameters and MACs (per layer), parameter and activation memory; with "
                                 "--latency also time it on PyTorch and ONNX Runtime at batch 1 and 64, and report "
                                 "its size on disk and energy per 1,000 predictions. What is deployed is measured: "
-                                "an int8 folder's (or compress run's) int8 ONNX file is timed on ONNX Runtime and "
+                                "an int8 (or float16) folder's or compress run's deployed ONNX file is timed on ONNX Runtime and "
                                 "its size reported; bit-packed or sparse models report their compact weights file.")
     add_model_source_args(p)
     p.add_argument("--input-shape", help="input shape, e.g. 1,1,28,28 (default: recorded with the model, else 1,1,28,28)")
@@ -60,7 +60,7 @@ def run(args) -> int:
     data = {"model": resolved.label, **result.to_dict()}
     deployed = resolved.deployed_onnx
     if deployed is not None:
-        data["deployed"] = {"onnx": str(deployed), "runtime": "onnxruntime int8"}
+        data["deployed"] = {"onnx": str(deployed), "runtime": f"onnxruntime {resolved.deployed_precision}"}
     if args.latency:
         data.update(_latency_size_energy(model, example, resolved, args, runtimes))
     if args.json:
@@ -69,8 +69,8 @@ def run(args) -> int:
     print(f"{resolved.label}")
     print(result.table(max_rows=args.rows))
     if deployed is not None:
-        print(f"\ndeployed as {deployed} (int8 on ONNX Runtime); the counts above are its PyTorch twin's, which "
-              "simulates int8 with the same multiply-adds")
+        print(f"\ndeployed as {deployed} ({resolved.deployed_precision} on ONNX Runtime); the counts above are its "
+              "PyTorch twin's, which has the same multiply-adds")
     if args.latency:
         _print_latency(data)
     return 0
@@ -159,7 +159,7 @@ def _sizes(model, example, resolved) -> dict:
     deployed = resolved.deployed_onnx
     if deployed is not None:
         size.update(onnx_bytes=path_bytes(deployed), onnx_file=str(deployed), deployed_bytes=path_bytes(deployed),
-                    deployed_as=f"int8 ONNX ({deployed.name})")
+                    deployed_as=f"{resolved.deployed_precision} ONNX ({deployed.name})")
     else:
         with tempfile.TemporaryDirectory() as tmp:
             onnx = export_onnx(model, Path(tmp) / "model.onnx", example[:1])
@@ -189,7 +189,7 @@ def _print_latency(data: dict) -> None:
         print(f"  {r['runtime']:<16} {r['batch_size']:>5} {r['median_ms']:>9.3f} {r['iqr_ms']:>8.3f} "
               f"{r['median_ms'] / r['batch_size']:>10.4f} {r['repeats']:>8}")
     if "torch" not in {r["runtime"] for r in data["latency"]} and "onnxruntime" in {r["runtime"] for r in data["latency"]}:
-        print(f"  timed: {data['timed']['onnxruntime']} (the PyTorch twin only simulates int8; not timed)")
+        print(f"  timed: {data['timed']['onnxruntime']} (what ships; its PyTorch twin is not timed)")
     s = data["size"]
     float_export = s["onnx_file"] is None and s["deployed_bytes"] != s["onnx_bytes"]
     details = [f"float32 ONNX export {_kb(s['onnx_bytes'])}" if float_export else None,

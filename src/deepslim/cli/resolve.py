@@ -54,6 +54,11 @@ class ModelFolder:
         return self.onnx if self.int8 else None
 
     @property
+    def deployed_precision(self) -> str:
+        """What the deployed ONNX file computes in: int8, or float16 for a half stage."""
+        return (self.metadata.get("deploy") or {}).get("precision", "int8")
+
+    @property
     def data_name(self) -> str | None:
         return self.metadata.get("dataset", {}).get("name")
 
@@ -109,7 +114,8 @@ def _saved_model(path: Path) -> ModelFolder:
     parent = path.parent
     if path.name == "model" and (parent / INT8_FILE).is_file():
         return ModelFolder("model", path, path, meta, parent / INT8_FILE, True)
-    if path.name == "model" and _is_run(parent) and (_read_json(parent / RUN_METRICS).get("final") or {}).get("int8"):
+    final = _read_json(parent / RUN_METRICS).get("final") or {} if path.name == "model" and _is_run(parent) else {}
+    if final.get("int8") or final.get("precision", "float32") != "float32":  # the run's model.onnx is what ships
         return ModelFolder("model", path, path, meta, parent / "model.onnx", True)
     exported = path / "model.onnx"  # written by `deepslim export DIR --onnx`: float, run only when asked for
     return ModelFolder("model", path, path, meta, exported if exported.is_file() else None)
@@ -163,6 +169,10 @@ class ResolvedModel:
     @property
     def deployed_onnx(self) -> Path | None:
         return self.folder.deployed_onnx if self.folder else None
+
+    @property
+    def deployed_precision(self) -> str:
+        return self.folder.deployed_precision if self.folder else "int8"
 
 
 def resolve_model(name: str | None, directory: Path | None, model_kwargs: dict | None = None) -> ResolvedModel:

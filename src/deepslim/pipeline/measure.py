@@ -25,12 +25,15 @@ def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     return {layer.name: layer.macs for layer in count_ops(model.eval(), (example,)).layers if layer.macs}
 
 
-def measure(model: nn.Module, onnx_path: Path, data, example: torch.Tensor, *, int8: bool, macs: int | None = None,
-            latency_seconds: float = 1.0, device=None) -> dict:
+def measure(model: nn.Module, onnx_path: Path, data, example: torch.Tensor, *, precision: str | None = None,
+            macs: int | None = None, latency_seconds: float = 1.0, device=None) -> dict:
     """Stage metrics: ``accuracy``, ``macs``, ``params``, ``size_bytes`` (the ONNX file) and
-    ``latency_ms[runtime][batch]`` (median, ms per batch). ``macs`` overrides the count for
-    int8 stages (quantization keeps the multiply-adds, in integer arithmetic).
+    ``latency_ms[runtime][batch]`` (median, ms per batch). With ``precision`` (``"int8"``,
+    ``"float16"``) ``onnx_path`` is what the stage ships and alone is measured: its accuracy on ONNX
+    Runtime, no PyTorch timing (the twin only simulates it). ``macs`` overrides the count for such
+    stages (quantization keeps the multiply-adds, in integer arithmetic).
     """
+    int8 = precision is not None  # a deployed ONNX file (int8 or float16): measured as it ships
     model = model.eval()
     cpu_example = example[:1].cpu()
     if int8:
@@ -50,4 +53,4 @@ def measure(model: nn.Module, onnx_path: Path, data, example: torch.Tensor, *, i
             "params": sum(p.numel() for p in model.parameters()),
             "nonzero_params": sum(int(torch.count_nonzero(p)) for p in model.parameters()),
             "size_bytes": Path(onnx_path).stat().st_size, "latency_ms": latency,
-            "runtime": "onnxruntime int8" if int8 else "pytorch / onnxruntime fp32"}
+            "runtime": f"onnxruntime {precision}" if int8 else "pytorch / onnxruntime fp32"}

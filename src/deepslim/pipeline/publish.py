@@ -15,12 +15,12 @@ from pathlib import Path
 from ..export.files import write_atomic, write_json_atomic
 from ..export.model_card import write_model_card
 from .recipe import Recipe
-from .techniques import INT8_FILE
+from .techniques import DEPLOYED_FILES
 
 
 def deployed_onnx(folder: Path) -> Path:
-    """A stage's deployable ONNX file: the int8 one when the stage quantized."""
-    return folder / INT8_FILE if (folder / INT8_FILE).is_file() else folder / "model.onnx"
+    """A stage's deployable ONNX file: the int8 (or float16) one when the stage wrote one."""
+    return next((folder / f for f in DEPLOYED_FILES if (folder / f).is_file()), folder / "model.onnx")
 
 
 def provenance(metrics: dict, recipe: Recipe, source: str, command: str) -> dict:
@@ -39,8 +39,9 @@ def provenance(metrics: dict, recipe: Recipe, source: str, command: str) -> dict
         "batchnorm_reestimated": any("batchnorm_reestimated" in s.get("details", {}) for s in shipped)}}
 
 
-def describe_saved_model(model_dir: Path, measured: dict, test_images: int, int8_path: Path | None) -> None:
-    """Give a stage's saved model its own measured accuracy and, for int8, the deployed ONNX file.
+def describe_saved_model(model_dir: Path, measured: dict, test_images: int, deployed: Path | None,
+                         precision: str | None = None) -> None:
+    """Give a stage's saved model its own measured accuracy and, for int8 or float16, the deployed ONNX file.
 
     ``deepslim eval``/``profile`` then measure what the stage ships (the int8 ONNX model on ONNX
     Runtime), and the folder no longer carries the input model's metrics inherited by ``save``.
@@ -49,9 +50,9 @@ def describe_saved_model(model_dir: Path, measured: dict, test_images: int, int8
     meta = json.loads(meta_file.read_text())
     meta["metrics"] = {"test_accuracy": measured["accuracy"], "test_images": test_images,
                        "runtime": measured["runtime"]}
-    if int8_path is not None:
-        write_atomic(model_dir / INT8_FILE, lambda p: shutil.copyfile(int8_path, p))
-        meta["deploy"] = {"onnx": INT8_FILE, "runtime": "onnxruntime"}
+    if deployed is not None:
+        write_atomic(model_dir / deployed.name, lambda p: shutil.copyfile(deployed, p))
+        meta["deploy"] = {"onnx": deployed.name, "runtime": "onnxruntime", "precision": precision or "int8"}
     write_json_atomic(meta_file, meta)
 
 

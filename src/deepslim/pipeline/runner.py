@@ -44,7 +44,7 @@ from .measure import BATCH_SIZES, layer_macs, measure
 from .nas_stage import is_supernet, prepare_supernet_source
 from .publish import deployed_onnx, describe_saved_model, provenance, publish
 from .recipe import Recipe, Stage
-from .techniques import INT8_FILE, TECHNIQUES, StageContext
+from .techniques import DEPLOYED_FILES, TECHNIQUES, StageContext
 
 STATE = "state.json"
 METRICS = "metrics.json"
@@ -263,7 +263,7 @@ def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, example, latenc
                                                             technique="none")
     metrics["final"] = {k: v for k, v in record.items() if k != "details"}
     metrics["final"]["layer_macs"] = layer_macs(load(final_dir / "model").cpu(), example.cpu()) \
-        if not (final_dir / INT8_FILE).is_file() else record.get("layer_macs", {})
+        if deployed_onnx(final_dir).name not in DEPLOYED_FILES else record.get("layer_macs", {})
     publish(final_dir, out, provenance(metrics, recipe, source, command))
     # One comparison feeds the table, the flags and the headline: the baseline and every stage's
     # deployed ONNX model timed in turns, so drifts of a shared machine hit all alike. The window
@@ -312,7 +312,7 @@ def _measure_float(model: nn.Module, folder: Path, data, example, latency_second
     folder.mkdir(parents=True, exist_ok=True)
     export_onnx(model.cpu().eval(), folder / "model.onnx", example.cpu())
     model.to(device)
-    return measure(model, folder / "model.onnx", data, example, int8=False, latency_seconds=latency_seconds,
+    return measure(model, folder / "model.onnx", data, example, latency_seconds=latency_seconds,
                    device=device)
 
 
@@ -363,27 +363,27 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
     if ft.epochs and not spec.trains_itself:
         train(model, ctx.finetune_callbacks)
     model = model.eval()
-    int8 = ctx.int8_path is not None
+    deployed = ctx.deployed_onnx is not None  # an int8 or float16 ONNX file: measured as it ships
+    int8 = deployed and ctx.precision == "int8"
     metadata = {"dataset": data.describe(), "input_shape": list(example.shape),
                 "compression_stage": {"index": index, "name": stage.name, "technique": stage.technique}}
     save(copy.deepcopy(model).cpu(), work_dir / "model", metadata=metadata)
-    if int8:
-        onnx_path = ctx.int8_path
-        measured = measure(model, onnx_path, data, example, int8=True, macs=macs_in,
+    if deployed:
+        measured = measure(model, ctx.deployed_onnx, data, example, precision=ctx.precision, macs=macs_in,
                            latency_seconds=latency_seconds, device=device)
     else:
         export_onnx(model.cpu(), work_dir / "model.onnx", example.cpu())
         model.to(device)
-        measured = measure(model, work_dir / "model.onnx", data, example, int8=False, latency_seconds=latency_seconds,
+        measured = measure(model, work_dir / "model.onnx", data, example, latency_seconds=latency_seconds,
                            device=device)
-    describe_saved_model(work_dir / "model", measured, len(data.test), ctx.int8_path)
+    describe_saved_model(work_dir / "model", measured, len(data.test), ctx.deployed_onnx, ctx.precision)
     unstructured = [n for n in details.get("plan", {}).get("layers", {})
                     if "sparsity" in details["plan"]["layers"][n]]
     record = {"index": index, "name": stage.name, "technique": stage.technique, "config": stage.config.to_dict(),
-              "finetune": dict(stage.finetune.__dict__), "int8": int8, **measured, "details": details,
+              "finetune": dict(stage.finetune.__dict__), "int8": int8, "precision": ctx.precision or "float32", **measured, "details": details,
               "masked_layers": unstructured, "data": data_note,
               "weights_bytes": (work_dir / "model" / WEIGHTS).stat().st_size,
-              "layer_macs": macs_before if int8 else layer_macs(copy.deepcopy(model).cpu(), example.cpu())}
+              "layer_macs": macs_before if deployed else layer_macs(copy.deepcopy(model).cpu(), example.cpu())}
     write_json_atomic(work_dir / "stage.json", record)
     work_dir.rename(final_dir)
     return record, model

@@ -34,10 +34,13 @@ from ..prune import (
 from ..prune.masks import KeepMasked
 from ..prune.sensitivity import prune_to_budget, sensitivity_scan
 from ..quantize import PTQConfig, adaround_model, export_int8, quantize_
+from ..quantize.half import HalfPrecision, export_half_onnx, to_half
 from ..train.batchnorm import recalibrate_batchnorm_
 from .nas_stage import OFASubnetSearch, apply_ofa_subnet
 
 INT8_FILE = "model.int8.onnx"
+HALF_FILE = "model.fp16.onnx"
+DEPLOYED_FILES = (INT8_FILE, HALF_FILE)  # what a final stage ships instead of a float32 model.onnx
 
 
 @dataclass
@@ -100,7 +103,8 @@ class StageContext:
     calibration: torch.Tensor    # training images for BN re-estimation and int8 calibration
     train: Callable | None = None  # train(model, extra_callbacks) runs the stage's fine-tune config
     finetune_callbacks: list = field(default_factory=list)
-    int8_path: Path | None = None
+    deployed_onnx: Path | None = None  # the file a final stage ships (int8 or float16 ONNX)
+    precision: str | None = None       # its precision: "int8" or "float16"
     source: nn.Module | None = None  # the model compress was given (a supernet, for ofa_subnet)
 
 
@@ -158,13 +162,13 @@ def _calibration_note(ctx: StageContext, config: PTQConfig) -> dict:
 
 
 def _quantize(ctx: StageContext, config: PTQConfig) -> dict:
-    ctx.int8_path = ctx.stage_dir / INT8_FILE
+    ctx.deployed_onnx, ctx.precision = ctx.stage_dir / INT8_FILE, "int8"
     note = _calibration_note(ctx, config)
     model, extra = ctx.model, {}
     if config.rounding == "adaround":  # round once; the ONNX model and the twin both quantize the result
         model, rounding, config = adaround_model(model, config, ctx.calibration)
         extra["adaround"] = {"layers": rounding["layers"], "left_at_nearest": rounding["nearest"]}
-    info = export_int8(model, ctx.calibration, ctx.int8_path, config)
+    info = export_int8(model, ctx.calibration, ctx.deployed_onnx, config)
     ctx.model = quantize_(model, config, ctx.calibration)  # the reloadable PyTorch twin
     return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, **extra, **note}
 
@@ -174,11 +178,31 @@ def _qat(ctx: StageContext, config: QAT) -> dict:
 
     qat = prepare_qat(ctx.model, ctx.calibration, config=config)
     ctx.train(qat, [])
-    ctx.int8_path = ctx.stage_dir / INT8_FILE
-    info = export_int8(strip_qat(qat).cpu(), ctx.calibration, ctx.int8_path, qat_export_config(config))
+    ctx.deployed_onnx, ctx.precision = ctx.stage_dir / INT8_FILE, "int8"
+    info = export_int8(strip_qat(qat).cpu(), ctx.calibration, ctx.deployed_onnx, qat_export_config(config))
     ctx.model = qat.eval()
     return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, "trained": True,
             **_calibration_note(ctx, config)}
+
+
+@dataclass
+class HalfStage(HalfPrecision):
+    """A recipe's ``half`` stage: float16 weights, shipped as a float16 ONNX file (float32 in and out)."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.dtype != "float16":
+            raise DeepslimError("a half stage ships a float16 ONNX file, and bfloat16 has no ONNX converter",
+                                hint="use dtype: float16, or deepslim.quantize.to_half(model, 'bfloat16') in Python")
+
+
+def _half(ctx: StageContext, config: HalfStage) -> dict:
+    ctx.deployed_onnx, ctx.precision = ctx.stage_dir / HALF_FILE, config.dtype
+    export_half_onnx(ctx.model, ctx.deployed_onnx, ctx.example)
+    ctx.model = to_half(ctx.model.eval(), config.dtype)  # the reloadable PyTorch twin, half the bytes
+    log(f"  {config.dtype} weights; {HALF_FILE} computes in {config.dtype} on GPU runtimes (ONNX Runtime's CPU "
+        "provider runs it in float32 behind casts: no speed-up there)")
+    return {"half": {"dtype": config.dtype, "onnx": HALF_FILE}}
 
 
 @dataclass
@@ -205,6 +229,8 @@ TECHNIQUES: dict[str, Technique] = {
     "layer_dropping": Technique(LayerDropping, _prune, "remove whole encoder layers (greedy by loss, or by position)"),
     "factorize": Technique(Factorization, _factorize, "low-rank factorization (svd, spatial, tucker)"),
     "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime", final=True),
+    "half": Technique(HalfStage, _half, "float16 weights for GPU deployment (no speed-up on CPU runtimes)",
+                      final=True),
     "qat": Technique(QAT, _qat, "quantization-aware training, then int8 for ONNX Runtime", final=True,
                      trains_itself=True),
     "ofa_subnet": Technique(OFASubnetSearch, apply_ofa_subnet,

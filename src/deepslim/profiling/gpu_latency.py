@@ -134,6 +134,9 @@ def _graph_call(model: nn.Module, args, kwargs) -> Callable[[], object]:
         graph.replay()  # reads the static inputs afresh, writes the same output tensors
         return outputs
 
+    # The graph holds raw addresses of the weights and inputs: keep them alive as long as it can replay
+    # (freed, their memory is reused by the next allocation and a replay reads it: an illegal access).
+    replay.keep_alive = (model, args, kwargs, graph)
     return replay
 
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import DeepslimError
-from ..core.inputs import call_model, output_tensors
+from ..core.inputs import call_model, output_tensors, tensors, to_device
 
 METRICS = ("cosine", "mse")
 TASK_HINT = "pass task=EmbeddingMatch(...) for embeddings, or loss_fn=/metric= callables for other tasks"
@@ -158,7 +158,9 @@ class EmbeddingMatch(Task):
         self.teacher.eval()
         try:
             with torch.no_grad():  # not inference_mode: the result takes part in the student's backward
-                return primary_output(call_model(self.teacher, inputs))
+                reference = primary_output(call_model(self.teacher, inputs))
+            given = tensors(inputs)  # back where the inputs are (the student's device): a metric may compare them
+            return to_device(reference, given[0].device) if given else reference
         finally:
             self.teacher.train(was_training)
 
