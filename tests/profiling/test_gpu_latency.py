@@ -52,6 +52,9 @@ def test_every_torch_gpu_runtime_times_a_copy_with_cuda_events(cuda):
     assert [(r.runtime, r.batch_size) for r in rows] == [(rt, b) for rt in runtimes for b in batches[rt]]
     assert all(r.median_ms > 0 and r.repeats >= 10 for r in rows)
     assert next(model.parameters()).device.type == "cpu"  # the caller's model did not move
+    from deepslim.profiling.gpu_latency import torch_gpu_runner
+
+    assert isinstance(torch_gpu_runner(model, X, "cuda")(), float)  # the call's own time, from CUDA events
 
 
 def test_a_cuda_graph_replays_what_eager_computes(cuda):
@@ -82,3 +85,12 @@ def test_profile_command_on_the_gpu(cuda, cli):
     data = json.loads(out)
     assert [r["runtime"] for r in data["latency"]] == ["cuda", "cuda-bf16", "cuda-graph"]
     assert data["environment"]["gpu"] and "energy_per_1000" not in data
+
+
+def test_a_compiler_or_capture_failure_is_one_line_naming_the_runtime():
+    from deepslim.profiling.gpu_latency import _refused_as
+
+    with pytest.raises(DeepslimError, match=r"runtime .cuda-graph.: cannot capture: RuntimeError: first line \(") as err:
+        with _refused_as("cuda-graph", "cannot capture"):
+            raise RuntimeError("first line\n  deep inside torch\n  more")
+    assert "leave 'cuda-graph' out of --runtimes" in err.value.hint

@@ -72,3 +72,33 @@ def test_a_half_stage_ships_a_float16_onnx_file(tmp_path):
     assert meta["deploy"] == {"onnx": "model.fp16.onnx", "runtime": "onnxruntime", "precision": "float16"}
     assert (out / "model.onnx").read_bytes() == (out / "stages" / "01-half" / "model.fp16.onnx").read_bytes()
     assert {p.dtype for p in deepslim.load(out / "model").parameters()} == {torch.float16}
+
+
+def test_recipe_rules_for_a_half_stage():
+    with pytest.raises(DeepslimError, match="'half' produces the deployed ONNX model and must be the last stage"):
+        parse_recipe("name: h\nstages:\n  - technique: half\n  - technique: channel_pruning\n")
+    with pytest.raises(DeepslimError, match="keep: if_faster would judge the half stage"):
+        parse_recipe("name: h\nstages:\n  - technique: half\n    keep: if_faster\n")
+
+
+def test_a_half_run_is_measured_and_described_as_float16_by_every_command(tmp_path, cli):
+    """Sparse weights then half: what ships is the float16 ONNX file, so the headline's size is that file's, and
+    eval, profile and export all name float16 (never int8)."""
+    torch.manual_seed(0)
+    data = tiny_data(n_train=64)
+    recipe = parse_recipe("name: h\nstages:\n  - technique: magnitude_pruning\n    sparsity: 0.6\n"
+                          "  - technique: half\n")
+    deepslim.save(deepslim.create_model("lenet5").eval(), tmp_path / "in", metadata={"dataset": {"name": "synthetic"}})
+    metrics = compress(deepslim.load(tmp_path / "in"), data, recipe, tmp_path / "out", device=torch.device("cpu"),
+                       latency_seconds=0.02)
+    assert metrics["headline"]["size"]["basis"] == "onnx"  # not the compact weights file: the ONNX file ships
+    out = tmp_path / "out"
+    code, text, err = cli("eval", out, "--data", "synthetic")
+    assert code == 0 and "the deployed float16 model" in text, err
+    code, text, err = cli("profile", out, "--latency", "--latency-seconds", "0.02", "--batch-sizes", "1")
+    assert code == 0 and "float16 ON ONNX Runtime".lower() in text.lower() and "as float16 ONNX" in text, err
+    code, _, err = cli("profile", out, "--latency", "--runtimes", "torch")
+    assert code == 2 and "ships model.onnx, which only ONNX Runtime runs" in err  # OUT/model.onnx: the fp16 file
+    assert len(err.strip().splitlines()) == 1
+    code, text, err = cli("export", out, "--onnx", "--json")
+    assert code == 0 and json.loads(text)["precision"] == "float16" and not json.loads(text)["int8"], err

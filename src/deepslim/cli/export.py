@@ -109,8 +109,9 @@ def _shipped(args, folder: ModelFolder) -> int:
         raise DeepslimError(f"{given[0]} does not apply: {args.model_dir} already ships {folder.onnx}, which is "
                             "not exported again", hint="drop it; --output FILE.onnx copies the deployed file")
     source = folder.onnx
-    what = "int8 ONNX model" if folder.int8 else "ONNX model"
-    result = {"path": str(source), "source": str(source), "int8": folder.int8, "copied": False, "max_abs_diff": None}
+    what = f"{folder.deployed_precision} ONNX model" if folder.int8 else "ONNX model"
+    result = {"path": str(source), "source": str(source), "int8": folder.int8 and folder.deployed_precision == "int8",
+              "precision": folder.deployed_precision, "copied": False, "max_abs_diff": None}
     if args.output is not None and args.output.resolve() != source.resolve():
         if args.output.exists() and not args.overwrite:
             raise DeepslimError(f"{args.output} already exists", hint="pass --overwrite or --output OTHER.onnx")

@@ -13,7 +13,7 @@ from ..profiling import profile
 from ..profiling.energy import EnergySettings, codecarbon_measure, inference_energy_per_1000, measure_power
 from ..profiling.environment import cpu_description
 from ..profiling.gpu_latency import GPU_RUNTIMES, check_gpu_runtime, gpu_runtimes_here
-from ..profiling.latency import RUNTIMES, measure_latency
+from ..profiling.latency import ONNX_RUNTIMES, RUNTIMES, measure_latency
 from ..profiling.size import compact_weight_bytes, path_bytes, stored_weights
 from ..train import check_input_shape
 from .args import add_command, parse_kwargs, parse_shape, print_json
@@ -96,8 +96,11 @@ def _latency_size_energy(model, example, resolved, args, runtimes) -> dict:
     batch_sizes = tuple(int(b) for b in parse_shape(args.batch_sizes)) if "," in args.batch_sizes else (int(args.batch_sizes),)
     deployed = resolved.deployed_onnx
     if deployed is not None:
-        # The PyTorch twin only simulates int8 (float arithmetic plus rounding): timing it, or a fresh
-        # float export of it, would say nothing about the int8 file that ships. Time that file.
+        # The PyTorch twin is not what ships (int8: float arithmetic plus rounding): timing it, or a fresh
+        # float export of it, would say nothing about the int8 or float16 file that ships. Time that file.
+        file_runtimes = _deployed_runtimes(deployed, args, runtimes)
+        if file_runtimes != ("onnxruntime",):
+            return _gpu_latency_and_size(deployed, example, resolved, args, file_runtimes, batch_sizes, twin=model)
         rows = measure_latency(deployed, example, batch_sizes=batch_sizes, runtimes=("onnxruntime",),
                                threads=args.threads, min_seconds=args.latency_seconds)
         session = onnx_session(deployed, threads=rows[0].threads)
@@ -136,18 +139,35 @@ def _latency_size_energy(model, example, resolved, args, runtimes) -> dict:
     return result
 
 
-def _gpu_latency_and_size(model, example, resolved, args, runtimes, batch_sizes) -> dict:
+def _deployed_runtimes(deployed, args, runtimes) -> tuple[str, ...]:
+    """Where a folder's deployed ONNX file is timed: ONNX Runtime on the CPU, or its CUDA provider for
+    --device cuda; asking for a PyTorch runtime is refused (that would time the twin, not what ships)."""
+    if args.runtimes:
+        other = [r for r in runtimes if r not in ONNX_RUNTIMES]
+        if other:
+            raise DeepslimError(f"--runtimes {other[0]}: this folder ships {deployed.name}, which only ONNX Runtime "
+                                "runs", hint="use --runtimes onnxruntime (or onnxruntime-cuda with onnxruntime-gpu)")
+        return runtimes
+    if resolve_device(args.device).type == "cuda":
+        check_gpu_runtime("onnxruntime-cuda")
+        return ("onnxruntime-cuda",)
+    return ("onnxruntime",)
+
+
+def _gpu_latency_and_size(model, example, resolved, args, runtimes, batch_sizes, twin=None) -> dict:
     """Latency on the GPU runtimes (and any CPU ones asked for beside them); no energy figure, since
-    deepslim's power reading is the CPU's."""
+    deepslim's power reading is the CPU's. ``model`` may be a deployed ONNX file (then ``twin`` is
+    its PyTorch model, for the size figures)."""
     device = resolve_device(args.device)
     device = device if device.type == "cuda" else torch.device("cuda")  # --runtimes cuda... with the default device
     with torch.cuda.device(device):
         rows = measure_latency(model, example, batch_sizes=batch_sizes, runtimes=runtimes, threads=args.threads,
                                min_seconds=args.latency_seconds)
     gpu = {"gpu": torch.cuda.get_device_name(device), "torch": torch.__version__, "cuda": torch.version.cuda}
-    timed = {r: ("float32 ONNX export (temporary)" if "onnxruntime" in r else "a copy of the PyTorch model")
-             for r in runtimes}
-    return {"latency": [r.to_dict() for r in rows], "size": _sizes(model, example, resolved),
+    deployed = isinstance(model, Path)
+    timed = {r: (str(model) if deployed else "float32 ONNX export (temporary)") if "onnxruntime" in r
+             else "a copy of the PyTorch model" for r in runtimes}
+    return {"latency": [r.to_dict() for r in rows], "size": _sizes(twin if deployed else model, example, resolved),
             "environment": {**cpu_description(), **gpu}, "timed": timed,
             "energy_not_measured": "on a GPU (deepslim reads CPU power only)"}
 

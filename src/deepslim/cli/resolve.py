@@ -55,8 +55,10 @@ class ModelFolder:
 
     @property
     def deployed_precision(self) -> str:
-        """What the deployed ONNX file computes in: int8, or float16 for a half stage."""
-        return (self.metadata.get("deploy") or {}).get("precision", "int8")
+        """What the deployed ONNX file holds: int8, float16 (a half stage), or float32 when nothing is deployed."""
+        if not self.int8:
+            return "float32"
+        return (self.metadata.get("deploy") or {}).get("precision", "int8")  # written before precision was recorded
 
     @property
     def data_name(self) -> str | None:
@@ -172,7 +174,7 @@ class ResolvedModel:
 
     @property
     def deployed_precision(self) -> str:
-        return self.folder.deployed_precision if self.folder else "int8"
+        return self.folder.deployed_precision if self.folder else "float32"
 
 
 def resolve_model(name: str | None, directory: Path | None, model_kwargs: dict | None = None) -> ResolvedModel:

@@ -130,7 +130,7 @@ def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
         >>> to_device(torch.ones(2), "cpu").device.type
         'cpu'
     """
-    return tensor.to(device, non_blocking=torch.device(device).type != "cpu")
+    return tensor.to(device, non_blocking=device is not None and torch.device(device).type != "cpu")
 
 
 def move_inputs(inputs, device: torch.device | str):

@@ -41,7 +41,9 @@ def onnx_session(path: str | Path, *, threads: int | None = None, device: str = 
         options.add_session_config_entry("session.force_spinning_stop", "1")
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+        index = torch.device(device).index  # the GPU the caller named (cuda:1), else the current one
+        providers.insert(0, ("CUDAExecutionProvider",
+                             {"device_id": index if index is not None else torch.cuda.current_device()}))
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # ORT raises its own exception types for bad files

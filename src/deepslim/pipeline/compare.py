@@ -77,6 +77,8 @@ def flags(metrics: dict) -> list[str]:
             out.append(f"{name} is slower than its input ({source}) on onnxruntime: " + "; ".join(
                 f"batch {bs} {describe_speedup(entry['vs_input'][bs])}" for bs in entry["slower_than_input"])
                 + ("; its own check when it finished (other rounds) found no measurable slowdown, so it was kept"
-                   if stage.get("keep") == "if_faster" else "; add `keep: if_faster` to the stage to ship "
-                   "the faster model"))
+                   if stage.get("keep") == "if_faster" else
+                   "; float16 is for GPU deployment and brings no speed-up on this CPU runtime"
+                   if stage.get("precision") == "float16" else
+                   "; add `keep: if_faster` to the stage to ship the faster model"))
     return out

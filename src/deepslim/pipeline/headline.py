@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 from ..profiling.latency import describe_speedup
+from .measure import ships_onnx_file
 
 # A float model whose non-zero parameters are below this fraction (at least 10% zeros) is sized by its
 # compact weights file.
@@ -57,7 +58,7 @@ def size_headline(metrics: dict) -> dict:
     """Which size the headline compares (``basis``: "onnx" or "weights"), both byte counts and the ratio."""
     base, final = metrics["baseline"], metrics["final"]
     params = final.get("params") or 0
-    sparse = (not final.get("int8") and params and final.get("nonzero_params", params) < SPARSE_FRACTION * params
+    sparse = (not ships_onnx_file(final) and params and final.get("nonzero_params", params) < SPARSE_FRACTION * params
               and base.get("weights_bytes") and final.get("weights_bytes"))
     if sparse:
         pair, basis, label = (base["weights_bytes"], final["weights_bytes"]), "weights", "compact weights file"

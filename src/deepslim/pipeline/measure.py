@@ -20,6 +20,12 @@ from ..train.evaluate import evaluate
 BATCH_SIZES = (1, 64)
 
 
+def ships_onnx_file(record: dict) -> bool:
+    """Whether a stage record ships an int8 or float16 ONNX file rather than its float32 model (then the
+    ONNX file is what counts, and an int8 stage's weights file is only its float twin)."""
+    return bool(record.get("int8")) or record.get("precision", "float32") != "float32"
+
+
 def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     """MACs per leaf layer (for the report's before/after chart)."""
     return {layer.name: layer.macs for layer in count_ops(model.eval(), (example,)).layers if layer.macs}

@@ -256,6 +256,9 @@ def parse_recipe(text: str, origin: str = "recipe") -> Recipe:
         if spec.trains_itself and not finetune.epochs:
             raise _err(item_lines["_line"], f"'{technique}' trains: give it finetune: {{epochs: N}} with N >= 1")
         keep = _build_keep(item.get("keep", "always"), item_lines)
+        if technique == "half" and keep == "if_faster":  # its CPU timing cannot judge a GPU deployment
+            raise _err(item_lines["_line"], "keep: if_faster would judge the half stage on ONNX Runtime's CPU "
+                       "provider, where float16 brings no speed-up", hint="drop keep: if_faster from the half stage")
         stages.append(Stage(technique, name, config, finetune, item_lines["_line"], keep))
     for stage in stages[1:]:
         if TECHNIQUES[stage.technique].first:
@@ -263,7 +266,7 @@ def parse_recipe(text: str, origin: str = "recipe") -> Recipe:
                                    "the first stage")
     for stage in stages[:-1]:
         if TECHNIQUES[stage.technique].final:
-            raise _err(stage.line, f"'{stage.technique}' produces the deployed int8 model and must be the last stage")
+            raise _err(stage.line, f"'{stage.technique}' produces the deployed ONNX model and must be the last stage")
     return Recipe(str(data.get("name") or origin), str(data.get("description") or ""), stages, text, targets)
 
 

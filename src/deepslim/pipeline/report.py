@@ -23,6 +23,7 @@ from ..export.files import write_atomic
 from ..profiling.chart import separate_labels
 from ..profiling.latency import describe_speedup
 from .headline import size_headline, speedups, summary_line, targets_line  # noqa: F401 (speedups: re-exported)
+from .measure import ships_onnx_file
 
 REPORT = "report.html"
 MIN_ACCURACY_SPAN = 5.0  # points: the accuracy axis never zooms in further than this
@@ -202,7 +203,7 @@ def render_report(metrics: dict) -> str:
     size = size_headline(metrics)
 
     def size_of(m):
-        compact = size["basis"] == "weights" and not m.get("int8")  # an int8 row's weights file is its float twin
+        compact = size["basis"] == "weights" and not ships_onnx_file(m)  # else the ONNX file is what ships
         return (m.get("weights_bytes") if compact else m["size_bytes"]) or m["size_bytes"]
 
     plots = [_scatter(metrics, lambda m: m["latency_ms"]["onnxruntime"]["1"], "onnxruntime latency, batch 1 (ms)",
@@ -236,8 +237,9 @@ img {{ max-width: 48%; margin: 0.5em 1% 0.5em 0; vertical-align: top; }}
 <h2>Stages</h2>
 <table><tr>{''.join(f'<th>{h}</th>' for h in headers)}</tr>{''.join(rows)}</table>
 <p class="note">Accuracy on the full test split. Latency: median ms per batch, each model timed on its own;
-int8 stages run as the deployed int8 ONNX model on ONNX Runtime (their PyTorch twin only simulates integers,
-so it is not timed). Speed-ups: the baseline and every stage's ONNX model timed in turns, round after round,
+int8 and half stages run as the deployed int8 or float16 ONNX model on ONNX Runtime (their PyTorch twin is
+not what ships, so it is not timed; the CPU provider computes float16 in float32, so a half stage gains nothing
+here). Speed-ups: the baseline and every stage's ONNX model timed in turns, round after round,
 on ONNX Runtime; each is the median of per-round ratios with their min-max range and the number of rounds,
 "no measurable change" when that range includes 1.0x. The summary's speed-ups are the shipped stage's row.
 ONNX MB: the stage's ONNX file; weights file MB: its saved weights, sparse tensors stored compactly (the

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Callable
 
@@ -105,16 +106,32 @@ def torch_gpu_runner(model: nn.Module, example, runtime: str, device="cuda") -> 
         def call() -> None:
             with torch.no_grad():  # not inference_mode: cudagraph trees replay under no_grad
                 compiled(*args, **kwargs)
-        for _ in range(3):  # compile, then record the graph
-            call()
+        with _refused_as(runtime, "torch.compile failed on this model"):
+            for _ in range(3):  # compile, then record the graph
+                call()
     elif runtime == "cuda-graph":
-        call = _graph_call(model, args, kwargs)
+        with _refused_as(runtime, "the model cannot be captured as a CUDA graph (it syncs with the host or "
+                                  "allocates dynamically)"):
+            call = _graph_call(model, args, kwargs)
     else:
         def call() -> None:
             with torch.inference_mode():
                 model(*args, **kwargs)
     torch.cuda.synchronize(device)
     return _timed(call)
+
+
+@contextlib.contextmanager
+def _refused_as(runtime: str, what: str):
+    """Turn a compiler's or graph capture's long traceback into one line naming the runtime to drop."""
+    try:
+        yield
+    except DeepslimError:
+        raise
+    except Exception as exc:  # Inductor, Triton and capture errors come in many types
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DeepslimError(f"runtime '{runtime}': {what}: {type(exc).__name__}: {first}",
+                            hint=f"time the other runtimes (leave '{runtime}' out of --runtimes)") from exc
 
 
 def _graph_call(model: nn.Module, args, kwargs) -> Callable[[], object]:

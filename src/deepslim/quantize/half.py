@@ -65,9 +65,27 @@ class HalfModel(SerializableModule):
             return t.to(dtype) if t.is_floating_point() else t
 
         outputs = self.model(*map_tensors(args, to_half), **(map_tensors(kwargs, to_half) if kwargs else {}))
-        if isinstance(outputs, (torch.Tensor, tuple, list, dict)):
-            return map_tensors(outputs, lambda t: t.float() if t.is_floating_point() else t)
-        return outputs
+        return _to_float32(outputs)
+
+
+def _to_float32(outputs):
+    """Floating tensors in ``outputs`` back to float32, keeping the container's own type (a Hugging Face
+    ``ModelOutput``, a namedtuple, a list)."""
+    def one(value):
+        return value.float() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    if isinstance(outputs, torch.Tensor):
+        return one(outputs)
+    if isinstance(outputs, dict):
+        converted = copy.copy(outputs)  # same class; ModelOutput keeps its attributes in step with its items
+        for key, value in outputs.items():
+            converted[key] = one(value)
+        return converted
+    if isinstance(outputs, tuple) and hasattr(outputs, "_fields"):
+        return type(outputs)(*(one(v) for v in outputs))
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(one(v) for v in outputs)
+    return outputs
 
 
 def _back_to_half(module: HalfModel, _incompatible_keys) -> None:
@@ -96,6 +114,11 @@ def export_half_onnx(model: nn.Module, path: str | Path, example_inputs) -> dict
 
     with tempfile.TemporaryDirectory(prefix="deepslim-half-") as tmp:
         record = export_onnx(model, Path(tmp) / "fp32.onnx", example_inputs)
-        half = convert_float_to_float16(onnx.load(str(Path(tmp) / "fp32.onnx")), keep_io_types=True)
+        try:
+            half = convert_float_to_float16(onnx.load(str(Path(tmp) / "fp32.onnx")), keep_io_types=True)
+        except Exception as exc:  # the converter's own errors (an op it cannot handle, a graph over 2 GB)
+            raise DeepslimError(f"ONNX Runtime's float16 converter failed: {type(exc).__name__}: "
+                                f"{(str(exc).splitlines() or [''])[0][:200]}",
+                                hint="ship the float32 or int8 model instead (drop the half stage)") from exc
     write_atomic(Path(path), lambda p: onnx.save(half, str(p)))
     return record
