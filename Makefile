@@ -6,11 +6,12 @@ TORCH_VERSION := 2.13.0
 # pytest workers: the suite is CPU-bound; two workers suit the 2-core machines we run on.
 TEST_WORKERS ?= 2
 
-.PHONY: venv data browser test demo clean help
+.PHONY: venv data browser test demo minilm clean help
 
 help:
 	@echo "make demo   set up .venv, get Fashion-MNIST, run the demo into runs/demo/"
 	@echo "make test   set up .venv, get Fashion-MNIST, run the test suite"
+	@echo "make minilm compress all-MiniLM-L6-v2 for CPU search on Debian's descriptions into runs/minilm-search/"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,5 +35,10 @@ test: venv data browser
 demo: venv data
 	$(PY) scripts/demo.py --out runs/demo
 
+# issue 16's recipe end to end (about 30 minutes on 2 cores): needs APT's English descriptions (make data says how)
+minilm: venv data
+	$(PY) -m deepslim compress --pretrained minilm-l6 --data debian-descriptions --recipe recipes/minilm-search.yaml \
+		--subset 15000 --out runs/minilm-search --overwrite
+
 clean:
-	rm -rf $(VENV) runs/demo .pytest_cache
+	rm -rf $(VENV) runs/demo runs/minilm-search .pytest_cache

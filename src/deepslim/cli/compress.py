@@ -7,7 +7,7 @@ from pathlib import Path
 from ..core import DeepslimError, resolve_device
 from ..data import load_dataset
 from ..pipeline import TECHNIQUES, compress, load_recipe
-from ..pipeline.compare import RUNTIME
+from ..pipeline.compare import RUNTIME, batch_keys
 from ..pipeline.headline import summary_line, targets_line
 from ..pipeline.report import write_report
 from ..pipeline.runner import resume_command
@@ -78,7 +78,7 @@ def run(args) -> int:
     subset = f"--subset {data['subset']}" if data.get("subset") else "the whole training split"
     print(f"\n{summary_line(metrics)}")
     print(f"targets: {targets_line(metrics.get('targets', {}))}")
-    print(f"data: fine-tunes on {data['train_images']:,} training images ({subset}); {metrics.get('threads', '?')} threads; "
+    print(f"data: fine-tunes on {data['train_images']:,} training {data.get('unit', 'image')}s ({subset}); {metrics.get('threads', '?')} threads; "
           f"run time {metrics.get('run_seconds', 0) / 60:.1f} min")
     print(f"report: {args.out / 'report.html'}; model: {args.out / 'model'}; deployable: {args.out / 'model.onnx'}")
     return 0
@@ -87,14 +87,16 @@ def run(args) -> int:
 def _print_table(metrics: dict) -> None:
     """Per-model measurements, each timed on its own (ms); speed-ups come from the comparison below."""
     base = metrics["baseline"]
-    print(f"{'stage':<34}{'acc %':>8}{'delta':>8}{'MACs (M)':>10}{'ONNX MB':>9}{'weights MB':>11}"
-          f"{'ORT b1 ms':>11}{'ORT b64 ms':>11}  kept")
+    large = batch_keys(metrics)[1]
+    score = "R@1 %" if metrics.get("task", {}).get("metric") == "recall@1" else "acc %"
+    print(f"{'stage':<34}{score:>8}{'delta':>8}{'MACs (M)':>10}{'ONNX MB':>9}{'weights MB':>11}"
+          f"{'ORT b1 ms':>11}{'ORT b' + large + ' ms':>11}  kept")
     for label, m in [("baseline", base)] + [(f"{s['index']}. {s['name']}", s) for s in metrics["stages"]]:
         lat = m["latency_ms"]["onnxruntime"]
         weights = f"{m['weights_bytes'] / 1e6:.3f}" if m.get("weights_bytes") and not m.get("int8") else "-"
         kept = "" if label == "baseline" else ("yes" if m.get("kept", True) else "no: dropped (see FLAG)")
         print(f"{label:<34}{m['accuracy']:>8.2f}{m['accuracy'] - base['accuracy']:>+8.2f}{m['macs'] / 1e6:>10.2f}"
-              f"{m['size_bytes'] / 1e6:>9.3f}{weights:>11}{lat['1']:>11.3f}{lat['64']:>11.2f}  {kept}")
+              f"{m['size_bytes'] / 1e6:>9.3f}{weights:>11}{lat['1']:>11.3f}{lat[large]:>11.2f}  {kept}")
 
 
 def _print_speedups(metrics: dict) -> None:
@@ -105,8 +107,8 @@ def _print_speedups(metrics: dict) -> None:
     print(f"\nspeed-up vs baseline on {RUNTIME}, all models timed in turns (median [min-max], rounds):")
     for s in metrics["stages"]:
         rows = stages[str(s["index"])]["vs_baseline"]
-        print(f"  {s['index']}. {s['name']}: batch 1 {describe_speedup(rows['1'])}; "
-              f"batch 64 {describe_speedup(rows['64'])}")
+        print(f"  {s['index']}. {s['name']}: " + "; ".join(f"batch {b} {describe_speedup(rows[b])}"
+                                                             for b in batch_keys(metrics)))
 
 
 def run_report(args) -> int:

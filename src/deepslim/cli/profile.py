@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..core import DeepslimError, resolve_device
+from ..core.inputs import call_model, slice_batch
 from ..export.onnx import export_onnx, onnx_session, run_onnx
 from ..profiling import profile
 from ..profiling.energy import EnergySettings, codecarbon_measure, inference_energy_per_1000, measure_power
@@ -55,7 +56,7 @@ def run(args) -> int:
     resolved = resolve_model(args.model, args.model_dir, parse_kwargs(args.model_arg))
     shape = parse_shape(args.input_shape) if args.input_shape else (resolved.input_shape or (1, 1, 28, 28))
     model = resolved.model.eval()
-    example = torch.randn(*shape)
+    example = _example(model, shape, args.input_shape)
     result = profile(model, example)
     data = {"model": resolved.label, **result.to_dict()}
     deployed = resolved.deployed_onnx
@@ -74,6 +75,21 @@ def run(args) -> int:
     if args.latency:
         _print_latency(data)
     return 0
+
+
+def _example(model, shape, given_shape):
+    """One input: a real sentence's token ids and mask for a sentence embedder, else random of ``shape``."""
+    from ..text.embedder import SentenceEmbedder
+
+    if isinstance(model, SentenceEmbedder):
+        if given_shape:
+            raise DeepslimError("--input-shape does not apply to a sentence embedder",
+                                hint="drop it: the profile uses a real sentence's tokens")
+        from ..text import tokenize
+        from .export import EXAMPLE_SENTENCE
+
+        return tokenize(model, [EXAMPLE_SENTENCE])
+    return torch.randn(*shape)
 
 
 def _runtimes(args) -> tuple[str, ...]:
@@ -115,7 +131,7 @@ def _latency_size_energy(model, example, resolved, args, runtimes) -> dict:
 
         def forward(batch):
             with torch.inference_mode():
-                model(batch)
+                call_model(model, batch)
     threads = rows[0].threads
     settings = EnergySettings.from_env()
     power = measure_power(lambda: forward(example), seconds=0.5, settings=settings, cores=threads)
@@ -182,7 +198,8 @@ def _sizes(model, example, resolved) -> dict:
                     deployed_as=f"{resolved.deployed_precision} ONNX ({deployed.name})")
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            onnx = export_onnx(model, Path(tmp) / "model.onnx", example[:1])
+            onnx = export_onnx(model, Path(tmp) / "model.onnx", slice_batch(example, 1),
+                               dynamic_sequence=not isinstance(example, torch.Tensor))
             size.update(onnx_bytes=path_bytes(onnx["path"]), onnx_file=None)
         size.update(deployed_bytes=size["onnx_bytes"], deployed_as="float32 ONNX export")
     folder = resolved.artifact_dir

@@ -23,20 +23,24 @@ from pathlib import Path
 
 from ..profiling.latency import describe_speedup, speedup_verdict
 
-BATCHES = ("1", "64")
 RUNTIME = "onnxruntime"
 
 
+def batch_keys(metrics: dict) -> list[str]:
+    """The run's two batch sizes as metrics.json keys: ``["1", "64"]`` for images, ``["1", "32"]`` for text."""
+    return list(metrics.get("task", {}).get("batch_sizes", ["1", "64"]))
+
+
 def slower_batches(rows: dict) -> list[str]:
-    """The batch sizes (``"1"``, ``"64"``) at which every round found the candidate slower."""
-    return [bs for bs in BATCHES if bs in rows and speedup_verdict(rows[bs]) == "slower"]
+    """The batch sizes (``"1"``, ``"64"`` ...) at which every round found the candidate slower."""
+    return [bs for bs in sorted(rows, key=int) if speedup_verdict(rows[bs]) == "slower"]
 
 
 def keep_decision(rows: dict) -> dict:
     """``keep: if_faster``'s verdict on a stage from its comparison rows against its input (by batch)."""
     slower = slower_batches(rows)
-    decision = {"rule": "drop if measurably slower than its input on onnxruntime at batch 1 or 64 "
-                        "(every round slower)", "vs_input": rows, "kept": not slower}
+    decision = {"rule": f"drop if measurably slower than its input on onnxruntime at batch "
+                        f"{' or '.join(sorted(rows, key=int))} (every round slower)", "vs_input": rows, "kept": not slower}
     if slower:
         decision["reason"] = "slower than its input: " + "; ".join(
             f"batch {bs} {describe_speedup(rows[bs])}" for bs in slower)

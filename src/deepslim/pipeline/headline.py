@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 from ..profiling.latency import describe_speedup
+from .compare import batch_keys
 from .measure import ships_onnx_file
 
 # A float model whose non-zero parameters are below this fraction (at least 10% zeros) is sized by its
@@ -35,19 +36,21 @@ SPARSE_FRACTION = 0.9
 def final_rows(metrics: dict) -> dict | None:
     """The final model's interleaved comparison rows against the baseline, by batch (``"1"``, ``"64"``)."""
     rows = metrics.get("final", {}).get("speedup_vs_baseline", {}).get("onnxruntime", {})
-    return rows if "1" in rows and "64" in rows else None
+    return rows if all(b in rows for b in batch_keys(metrics)) else None
 
 
 def speedups(metrics: dict) -> tuple[float, float]:
-    """Median speed-ups of the final model on ONNX Runtime at batch 1 and 64 (the headline's).
+    """Median speed-ups of the final model on ONNX Runtime at batch 1 and the run's large batch (64 for
+    images, 32 for text): the headline's.
 
     Runs recorded before interleaved comparisons fall back to the ratio of separately timed medians.
     """
+    one, large = batch_keys(metrics)
     rows = final_rows(metrics)
     if rows:
-        return rows["1"]["speedup"], rows["64"]["speedup"]
+        return rows[one]["speedup"], rows[large]["speedup"]
     base, final = metrics["baseline"]["latency_ms"]["onnxruntime"], metrics["final"]["latency_ms"]["onnxruntime"]
-    return base["1"] / final["1"], base["64"] / final["64"]
+    return base[one] / final[one], base[large] / final[large]
 
 
 def _bytes(n: int) -> str:
@@ -79,22 +82,25 @@ def _size_phrase(size: dict) -> str:
 
 def summary_line(metrics: dict) -> str:
     """The headline: speed-ups with spread and rounds, accuracy change, size (and which file)."""
+    one, large = batch_keys(metrics)
     rows = final_rows(metrics)
     if rows:
-        speed = f"onnxruntime batch 1: {describe_speedup(rows['1'])}; batch 64: {describe_speedup(rows['64'])}"
+        speed = f"onnxruntime batch 1: {describe_speedup(rows[one])}; batch {large}: {describe_speedup(rows[large])}"
     else:
-        s1, s64 = speedups(metrics)
-        speed = (f"onnxruntime: {s1:.2f}x lower median latency at batch 1, {s64:.2f}x at batch 64 "
+        s1, s_large = speedups(metrics)
+        speed = (f"onnxruntime: {s1:.2f}x lower median latency at batch 1, {s_large:.2f}x at batch {large} "
                  "(timed separately, spread not measured)")
     delta = metrics["final"]["accuracy"] - metrics["baseline"]["accuracy"]
-    return f"{speed}; {delta:+.2f} points accuracy; {_size_phrase(size_headline(metrics))}"
+    metric = metrics.get("task", {}).get("metric", "accuracy")
+    return f"{speed}; {delta:+.2f} points {metric}; {_size_phrase(size_headline(metrics))}"
 
 
 def check_targets(metrics: dict, targets: dict) -> dict:
     """Each recipe target with the run's value and whether it was met (speed-ups: the median)."""
-    s1, s64 = speedups(metrics)
+    s1, s_large = speedups(metrics)
     values = {"max_accuracy_drop": metrics["baseline"]["accuracy"] - metrics["final"]["accuracy"],
-              "min_speedup_b1": s1, "min_speedup_b64": s64, "min_smaller": size_headline(metrics)["smaller"]}
+              "min_speedup_b1": s1, f"min_speedup_b{batch_keys(metrics)[1]}": s_large,
+              "min_smaller": size_headline(metrics)["smaller"]}
     return {key: {"target": target, "value": values[key],
                   "met": values[key] <= target if key.startswith("max") else values[key] >= target}
             for key, target in targets.items()}
@@ -105,6 +111,7 @@ def targets_line(results: dict) -> str:
     words = {"max_accuracy_drop": ("accuracy drop", "{:.2f} <= {:g}"),
              "min_speedup_b1": ("batch-1 speed-up", "{:.2f}x >= {:g}"),
              "min_speedup_b64": ("batch-64 speed-up", "{:.2f}x >= {:g}"),
+             "min_speedup_b32": ("batch-32 speed-up", "{:.2f}x >= {:g}"),
              "min_smaller": ("size reduction", "{:.1f}x >= {:g}")}
     parts = [f"{words[k][0]} {words[k][1].format(r['value'], r['target'])}: {'met' if r['met'] else 'NOT met'}"
              for k, r in results.items()]

@@ -22,6 +22,7 @@ from ..core import DeepslimError
 from ..export.files import write_atomic
 from ..profiling.chart import separate_labels
 from ..profiling.latency import describe_speedup
+from .compare import batch_keys
 from .headline import size_headline, speedups, summary_line, targets_line  # noqa: F401 (speedups: re-exported)
 from .measure import ships_onnx_file
 
@@ -120,14 +121,14 @@ def _speed_cells(metrics: dict, index: int) -> list[str]:
     rows = entry["vs_baseline"] if entry else None
     if rows is None and index == metrics["final"].get("index"):  # runs recorded before per-stage comparisons
         rows = metrics["final"].get("speedup_vs_baseline", {}).get("onnxruntime")
-    return [describe_speedup(rows[bs]) if rows and bs in rows else "not compared" for bs in ("1", "64")]
+    return [describe_speedup(rows[bs]) if rows and bs in rows else "not compared" for bs in batch_keys(metrics)]
 
 
 def _input_cell(metrics: dict, stage: dict) -> str:
     entry = metrics.get("comparison", {}).get("stages", {}).get(str(stage["index"]))
     if not entry:
         return "not compared"
-    return "; ".join(f"b{bs} {describe_speedup(entry['vs_input'][bs])}" for bs in ("1", "64"))
+    return "; ".join(f"b{bs} {describe_speedup(entry['vs_input'][bs])}" for bs in batch_keys(metrics))
 
 
 def _shipped_cell(metrics: dict, stage: dict) -> str:
@@ -136,16 +137,16 @@ def _shipped_cell(metrics: dict, stage: dict) -> str:
     return f"kept (keep: {stage.get('keep', 'always')})"
 
 
-def _row(label: str, m: dict, base: dict, extra: list[str], flagged: bool = False) -> str:
+def _row(label: str, m: dict, base: dict, extra: list[str], large: str, flagged: bool = False) -> str:
     lat = m["latency_ms"]
     torch_lat = lat.get("torch", {})
     weights = m.get("weights_bytes")
     cells = [label, f"{m['accuracy']:.2f}", f"{m['accuracy'] - base['accuracy']:+.2f}", f"{m['macs'] / 1e6:.2f}",
              f"{m['params']:,}", f"{m['size_bytes'] / 1e6:.3f}",
              f"{weights / 1e6:.3f}" if weights and not m.get("int8") else "n/a",  # int8: the float twin's file
-             f"{lat['onnxruntime']['1']:.3f}", f"{lat['onnxruntime']['64']:.2f}",
+             f"{lat['onnxruntime']['1']:.3f}", f"{lat['onnxruntime'][large]:.2f}",
              f"{torch_lat['1']:.3f}" if "1" in torch_lat else "n/a",
-             f"{torch_lat['64']:.2f}" if "64" in torch_lat else "n/a", *extra,
+             f"{torch_lat[large]:.2f}" if large in torch_lat else "n/a", *extra,
              m.get("runtime", ""), f"{m.get('seconds', '')}"]
     style = ' class="flagged"' if flagged else ""
     return f"<tr{style}>" + "".join(f"<td>{_cell(c)}</td>" for c in cells) + "</tr>"
@@ -160,9 +161,10 @@ def _facts(metrics: dict) -> str:
              ("command", metrics.get("command") or "not recorded"),
              ("run time", f"{metrics['run_seconds'] / 60:.1f} min" if "run_seconds" in metrics else "not recorded"),
              ("threads", metrics.get("threads", metrics.get("environment", {}).get("torch_threads", "not recorded"))),
-             ("data", f"{data.get('name', '?')}: fine-tunes on {data.get('train_images', '?'):,} training images, "
+             ("data", f"{data.get('name', '?')}: fine-tunes on {data.get('train_images', '?'):,} training "
+                      f"{data.get('unit', 'image')}s, "
                       f"{data.get('val_images', '?'):,} validation, evaluated on {data.get('test_images', '?'):,} "
-                      f"test images" if data else "not recorded"),
+                      f"test {data.get('unit', 'image')}s" if data else "not recorded"),
              ("subset", subset if data else "not recorded"),
              ("headline size", f"{size['label']} ({size['baseline_bytes']:,} -> {size['final_bytes']:,} bytes)")]
     return "".join(f"<tr><td>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in facts)
@@ -192,13 +194,15 @@ def render_report(metrics: dict) -> str:
     """The report page for ``metrics`` (a metrics.json dict) as HTML text."""
     base = metrics["baseline"]
     slow = {int(i) for i, e in metrics.get("comparison", {}).get("stages", {}).items() if e["slower_than_input"]}
-    rows = [_row("baseline", base, base, [*_speed_cells(metrics, 0), "", "input"])]
+    large = batch_keys(metrics)[1]
+    rows = [_row("baseline", base, base, [*_speed_cells(metrics, 0), "", "input"], large)]
     rows += [_row(f"{s['index']}. {s['name']} ({s['technique']})", s, base,
-                  [*_speed_cells(metrics, s["index"]), _input_cell(metrics, s), _shipped_cell(metrics, s)],
+                  [*_speed_cells(metrics, s["index"]), _input_cell(metrics, s), _shipped_cell(metrics, s)], large,
                   flagged=s["index"] in slow or s.get("kept") is False) for s in metrics["stages"]]
     env = "".join(f"<tr><td>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in metrics.get("environment", {}).items())
-    headers = ["stage", "accuracy %", "vs baseline", "MACs (M)", "params", "ONNX MB", "weights file MB", "ORT b1 ms",
-               "ORT b64 ms", "torch b1 ms", "torch b64 ms", "ORT b1 vs baseline", "ORT b64 vs baseline",
+    headers = ["stage", f"{metrics.get('task', {}).get('metric', 'accuracy')} %", "vs baseline", "MACs (M)", "params",
+               "ONNX MB", "weights file MB", "ORT b1 ms", f"ORT b{large} ms", "torch b1 ms", f"torch b{large} ms",
+               "ORT b1 vs baseline", f"ORT b{large} vs baseline",
                "ORT vs its input", "kept", "runtime", "seconds"]
     size = size_headline(metrics)
 

@@ -31,19 +31,17 @@ from torch import nn
 from ..core import DeepslimError, log
 from ..core.errors import Interrupted
 from ..core.text import plural
-from ..distill import KD, Distillation
-from ..export import export_onnx, load, save
+from ..export import load, save
 from ..export.files import write_atomic, write_json_atomic
-from ..profiling.counting import count_ops
 from ..profiling.environment import environment
 from ..profiling.latency import interleave_latency
 from ..prune.masks import KeepMasked, MaskSet
-from ..train import TrainConfig, Trainer
 from . import compare as comparing
-from .measure import BATCH_SIZES, layer_macs, measure
+from .measure import layer_macs, measure
 from .nas_stage import is_supernet, prepare_supernet_source
 from .publish import deployed_onnx, describe_saved_model, provenance, publish
 from .recipe import Recipe, Stage
+from .tasks import task_for
 from .techniques import DEPLOYED_FILES, TECHNIQUES, StageContext
 
 STATE = "state.json"
@@ -119,12 +117,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _data_record(data, calibration) -> dict:
-    subset = (getattr(data, "options", None) or {}).get("subset")
-    return {"name": data.name, "subset": subset, "train_images": len(data.train), "val_images": len(data.val),
-            "test_images": len(data.test), "calibration_images": len(calibration)}
-
-
 def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device: torch.device,
              teacher: nn.Module | None = None, source: str = "", overwrite: bool = False,
              latency_seconds: float = 1.0, command: str = "", compare: Callable | None = None) -> dict:
@@ -141,13 +133,14 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
     """
     out = Path(out)
     compare = compare or interleave_latency
+    task = task_for(data, model, device)  # what the data set asks of every measurement and fine-tune
+    _check_techniques(recipe, task)       # before --out is touched
     state = prepare_output(out, recipe, overwrite, data)
     started = time.perf_counter()
     metrics_file = out / METRICS
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() and state["finished"] else {}
     earlier_seconds = metrics.get("run_seconds", 0.0)
-    example = data.test.images[:1].to(device)
-    calibration = data.train.images[:2048]
+    calibration = task.calibration
     given = model  # kept whole for a stage that searches it (ofa_subnet)
     if is_supernet(model):
         model = prepare_supernet_source(model, calibration)
@@ -166,13 +159,13 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
         log("measuring the baseline (full test split, latency on PyTorch and ONNX Runtime)")
         metrics = {"recipe": recipe.name, "description": recipe.description, "source": source,
                    "command": command, "started": _now(), "threads": torch.get_num_threads(),
-                   "data": _data_record(data, calibration), "environment": environment(), "stages": []}
-        metrics["baseline"] = _measure_baseline(original, out / "stages" / "00-baseline", data, example,
-                                                latency_seconds, device)
+                   "data": task.record(), "environment": environment(), "stages": [],
+                   "task": {"kind": task.kind, "metric": task.metric, "batch_sizes": [str(b) for b in task.batch_sizes]}}
+        metrics["baseline"] = _measure_baseline(original, out / "stages" / "00-baseline", task, latency_seconds, device)
         save_metrics()
     if command:
         metrics["command"] = command
-    metrics.setdefault("data", _data_record(data, calibration))  # runs started by an older deepslim
+    metrics.setdefault("data", task.record())  # runs started by an older deepslim
     metrics.setdefault("threads", torch.get_num_threads())
     _log_data(metrics["data"])
     kept = _kept_index(metrics)
@@ -188,13 +181,13 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
         log(f"stage {index}/{len(recipe.stages)}: {stage.name} ({stage.technique})")
         stage_started = time.perf_counter()
         try:
-            record, current = _run_stage(index, stage, current, teacher, data, example, calibration, out, device,
+            record, current = _run_stage(index, stage, current, teacher, task, out, device,
                                          masked_layers, latency_seconds, given)
             record["input"] = kept
             record["keep"] = stage.keep
             record["kept"] = True
             if stage.keep == "if_faster":
-                record.update(_keep_check(compare, out, recipe, kept, index, example, latency_seconds))
+                record.update(_keep_check(compare, out, recipe, kept, index, task, latency_seconds))
         except KeyboardInterrupt:
             save_metrics()
             raise Interrupted(f"interrupted during stage {index} ({stage.name}); finished stages are kept",
@@ -217,10 +210,10 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
         save_metrics()
         state["finished"].append(stage.name)
         write_json_atomic(out / STATE, state)
-        log(f"stage {index} done: {record['accuracy']:.2f}% accuracy, {record['macs'] / 1e6:.2f}M MACs, "
+        log(f"stage {index} done: {record['accuracy']:.2f}% {task.metric}, {record['macs'] / 1e6:.2f}M MACs, "
             f"onnxruntime b1 {record['latency_ms']['onnxruntime']['1']:.3f} ms")
     try:
-        _finish(metrics, recipe, out, kept, example, latency_seconds, compare, source, command, save_metrics)
+        _finish(metrics, recipe, out, kept, task, latency_seconds, compare, source, command, save_metrics)
     except KeyboardInterrupt:
         save_metrics()
         raise Interrupted("interrupted while measuring the final model; every stage is kept", hint=resume) from None
@@ -236,23 +229,47 @@ def resume_command(command: str) -> str:
 
 def _log_data(data: dict) -> None:
     subset = f" (--subset {data['subset']})" if data.get("subset") else " (the whole training split)"
-    log(f"data {data['name']}: fine-tunes use {plural(data['train_images'], 'training image')}{subset}, "
-        f"{plural(data['val_images'], 'validation image')}; every model is evaluated on all "
-        f"{plural(data['test_images'], 'test image')}")
+    unit = data.get("unit", "image")
+    log(f"data {data['name']}: fine-tunes use {plural(data['train_images'], 'training ' + unit)}{subset}, "
+        f"{plural(data['val_images'], 'validation ' + unit)}; every model is evaluated on all "
+        f"{plural(data['test_images'], 'test ' + unit)}")
 
 
-def _keep_check(compare: Callable, out: Path, recipe: Recipe, source: int, index: int, example,
+def _check_techniques(recipe: Recipe, task) -> None:
+    """Refuse, before any work, a stage whose technique cannot serve this task (e.g. int8 PTQ on text),
+    and a speed-up target at a batch size the task is not timed at."""
+    for stage in recipe.stages:
+        tasks = TECHNIQUES[stage.technique].tasks
+        if task.kind not in tasks:
+            usable = sorted(n for n, t in TECHNIQUES.items() if task.kind in t.tasks)
+            raise DeepslimError(f"stage '{stage.name}' ({stage.technique}) does not apply to {task.kind} "
+                                f"(line {stage.line} of the recipe)", hint=f"for {task.kind} use: {', '.join(usable)}")
+    large = task.batch_sizes[-1]
+    for key in recipe.targets:
+        if key.startswith("min_speedup_b") and key not in ("min_speedup_b1", f"min_speedup_b{large}"):
+            raise DeepslimError(f"target {key} does not apply: a {task.kind} run is timed at batch 1 and {large}",
+                                hint=f"use min_speedup_b1 and min_speedup_b{large}")
+
+
+def _compare_cases(compare: Callable, subjects: list, task, min_seconds: float) -> list:
+    """``compare`` over every latency case of the task (its own input per batch size), rows in batch order."""
+    return [row for batch, inputs in task.latency_cases()
+            for row in compare(subjects, inputs, batch_sizes=(batch,), runtimes=(comparing.RUNTIME,),
+                               min_seconds=min_seconds)]
+
+
+def _keep_check(compare: Callable, out: Path, recipe: Recipe, source: int, index: int, task,
                 latency_seconds: float) -> dict:
     """``keep: if_faster``: time the stage against its input now, before the next stage builds on it."""
     log(f"  keep: if_faster: timing stage {index} against its input on ONNX Runtime, interleaved")
-    timed = compare([deployed_onnx(_model_dir(out, recipe, source)), deployed_onnx(_model_dir(out, recipe, index))],
-                    example.cpu(), batch_sizes=BATCH_SIZES, runtimes=(comparing.RUNTIME,),
-                    min_seconds=max(latency_seconds, 0.05) * 5)
+    timed = _compare_cases(compare, [deployed_onnx(_model_dir(out, recipe, source)),
+                                     deployed_onnx(_model_dir(out, recipe, index))], task,
+                           max(latency_seconds, 0.05) * 5)
     decision = comparing.keep_decision({str(t.batch_size): t.compare(0, 1).to_dict() for t in timed})
     return {"kept": decision["kept"], "keep_check": decision}
 
 
-def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, example, latency_seconds: float,
+def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, task, latency_seconds: float,
             compare: Callable, source: str, command: str, save_metrics: Callable) -> None:
     """Publish the shipped model, time every model in one interleaved comparison, write the headline and report."""
     from .headline import check_targets, size_headline, summary_line
@@ -262,7 +279,7 @@ def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, example, latenc
     record = metrics["stages"][kept - 1] if kept else dict(metrics["baseline"], index=0, name="baseline",
                                                             technique="none")
     metrics["final"] = {k: v for k, v in record.items() if k != "details"}
-    metrics["final"]["layer_macs"] = layer_macs(load(final_dir / "model").cpu(), example.cpu()) \
+    metrics["final"]["layer_macs"] = layer_macs(load(final_dir / "model").cpu(), task.example) \
         if deployed_onnx(final_dir).name not in DEPLOYED_FILES else record.get("layer_macs", {})
     publish(final_dir, out, provenance(metrics, recipe, source, command))
     # One comparison feeds the table, the flags and the headline: the baseline and every stage's
@@ -274,8 +291,8 @@ def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, example, latenc
     labels = ["baseline"] + [f"{s['index']}. {s['name']}" for s in metrics["stages"]]
     window = max(latency_seconds, 0.05) * 10
     log(f"timing the baseline and {plural(len(recipe.stages), 'stage')} in turns on ONNX Runtime "
-        f"(about {len(files) * window * len(BATCH_SIZES):.0f} s)")
-    timed = compare(files, example.cpu(), batch_sizes=BATCH_SIZES, runtimes=(comparing.RUNTIME,), min_seconds=window)
+        f"(about {len(files) * window * len(task.batch_sizes):.0f} s)")
+    timed = _compare_cases(compare, files, task, window)
     inputs = {s["index"]: s.get("input", s["index"] - 1) for s in metrics["stages"]}
     metrics["comparison"] = comparing.comparison_record(timed, labels, inputs,
                                                         [f.relative_to(out) for f in files], window * len(files))
@@ -294,45 +311,43 @@ def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, example, latenc
     write_report(out)
 
 
-def _measure_baseline(original: nn.Module, folder: Path, data, example, latency_seconds, device) -> dict:
+def _measure_baseline(original: nn.Module, folder: Path, task, latency_seconds, device) -> dict:
     """The input model's metrics; also saved under ``folder/model`` (its weights file is the size baseline)."""
-    record = _measure_float(copy.deepcopy(original).to(device), folder, data, example, latency_seconds, device)
-    record["layer_macs"] = layer_macs(copy.deepcopy(original).cpu(), example.cpu())
+    record = _measure_float(copy.deepcopy(original).to(device), folder, task, latency_seconds, device)
+    record["layer_macs"] = layer_macs(copy.deepcopy(original).cpu(), task.example)
     # save() rebuilds the architecture to check it, and building layers draws initial weights from
     # the global RNG: keep the stream the stages see exactly as it was before baselines were saved.
     with torch.random.fork_rng(devices=[]):
         save(copy.deepcopy(original).cpu(), folder / "model", overwrite=True,
-             metadata={"metrics": {"test_accuracy": record["accuracy"], "test_images": len(data.test),
+             metadata={"metrics": {"test_accuracy": record["accuracy"], "test_images": len(task.data.test),
                                    "runtime": "pytorch"}})
     record["weights_bytes"] = (folder / "model" / WEIGHTS).stat().st_size
     return record
 
 
-def _measure_float(model: nn.Module, folder: Path, data, example, latency_seconds, device) -> dict:
+def _measure_float(model: nn.Module, folder: Path, task, latency_seconds, device) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    export_onnx(model.cpu().eval(), folder / "model.onnx", example.cpu())
+    task.export(model, folder / "model.onnx")
     model.to(device)
-    return measure(model, folder / "model.onnx", data, example, latency_seconds=latency_seconds,
-                   device=device)
+    return measure(model, folder / "model.onnx", task, latency_seconds=latency_seconds, device=device)
 
 
-def _log_stage_data(stage: Stage, data, spec) -> dict:
+def _log_stage_data(stage: Stage, task, spec) -> dict:
     """Say (and record) what data the stage trains on."""
-    ft = stage.finetune
+    ft, data = stage.finetune, task.data
     subset = (getattr(data, "options", None) or {}).get("subset")
     note = {"finetune_epochs": ft.epochs, "train_images": len(data.train) if ft.epochs else 0, "subset": subset}
     if ft.epochs:
         kind = "quantization-aware training" if spec.trains_itself else "fine-tune"
-        log(f"  {kind}: {plural(ft.epochs, 'epoch')} on {plural(len(data.train), 'training image')}"
+        log(f"  {kind}: {plural(ft.epochs, 'epoch')} on {task.describe_finetune()}"
             f"{f' (--subset {subset})' if subset else ''}, lr {ft.lr:g}, batch {ft.batch_size}"
-            f"{', distilled from the input model' if ft.distill else ''}")
+            f"{', distilled from the input model' if ft.distill and task.kind != 'retrieval' else ''}")
     else:
         log("  no fine-tune")
     return note
 
 
-def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, data, example, calibration,
-               out: Path, device, masked_layers: list[str], latency_seconds: float,
+def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, task, out: Path, device, masked_layers: list[str], latency_seconds: float,
                source: nn.Module | None = None) -> tuple[dict, nn.Module]:
     final_dir = _stage_dir(out, index, stage)
     work_dir = final_dir.with_name(final_dir.name + ".partial")
@@ -343,19 +358,17 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
     work_dir.mkdir(parents=True)
     spec = TECHNIQUES[stage.technique]
     ft = stage.finetune
-    data_note = _log_stage_data(stage, data, spec)
-    macs_before = layer_macs(model.cpu(), example.cpu())
-    macs_in = count_ops(model.eval(), (example.cpu(),)).macs  # int8 keeps these multiply-adds, in integers
+    data, example = task.data, task.example
+    data_note = _log_stage_data(stage, task, spec)
+    macs_before = layer_macs(model.cpu(), example)
+    macs_in = task.macs(model)  # int8 keeps these multiply-adds, in integers
     model.to(device)
 
     def train(target: nn.Module, callbacks: list) -> None:
-        if ft.distill:
-            kd = KD(temperature=ft.temperature, alpha=ft.alpha)
-            callbacks = [*callbacks, Distillation(target.to(device), teacher.to(device), kd, example.repeat(2, 1, 1, 1))]
-        cfg = TrainConfig(epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, schedule="cosine")
-        Trainer(target, cfg, callbacks=callbacks, device=device).fit(data.train, val_data=data.val)
+        task.finetune(target, teacher, ft, callbacks)
 
-    ctx = StageContext(model, data, example, device, work_dir, calibration, train, source=source)
+    ctx = StageContext(model, data, example, device, work_dir, task.calibration, train, source=source, task=task,
+                       teacher=teacher)
     if masked_layers:  # weights zeroed by an earlier unstructured stage stay zero
         ctx.finetune_callbacks.append(KeepMasked(_masks_from_zeros(model, masked_layers)))
     details = spec.apply(ctx, stage.config)
@@ -365,17 +378,18 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
     model = model.eval()
     deployed = ctx.deployed_onnx is not None  # an int8 or float16 ONNX file: measured as it ships
     int8 = deployed and ctx.precision == "int8"
-    metadata = {"dataset": data.describe(), "input_shape": list(example.shape),
+    metadata = {"dataset": data.describe(),
                 "compression_stage": {"index": index, "name": stage.name, "technique": stage.technique}}
+    if isinstance(example, torch.Tensor):
+        metadata["input_shape"] = list(example.shape)
     save(copy.deepcopy(model).cpu(), work_dir / "model", metadata=metadata)
     if deployed:
-        measured = measure(model, ctx.deployed_onnx, data, example, precision=ctx.precision, macs=macs_in,
+        measured = measure(model, ctx.deployed_onnx, task, precision=ctx.precision, macs=macs_in,
                            latency_seconds=latency_seconds, device=device)
     else:
-        export_onnx(model.cpu(), work_dir / "model.onnx", example.cpu())
+        task.export(model, work_dir / "model.onnx")
         model.to(device)
-        measured = measure(model, work_dir / "model.onnx", data, example, latency_seconds=latency_seconds,
-                           device=device)
+        measured = measure(model, work_dir / "model.onnx", task, latency_seconds=latency_seconds, device=device)
     describe_saved_model(work_dir / "model", measured, len(data.test), ctx.deployed_onnx, ctx.precision)
     unstructured = [n for n in details.get("plan", {}).get("layers", {})
                     if "sparsity" in details["plan"]["layers"][n]]
@@ -383,7 +397,7 @@ def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, d
               "finetune": dict(stage.finetune.__dict__), "int8": int8, "precision": ctx.precision or "float32", **measured, "details": details,
               "masked_layers": unstructured, "data": data_note,
               "weights_bytes": (work_dir / "model" / WEIGHTS).stat().st_size,
-              "layer_macs": macs_before if deployed else layer_macs(copy.deepcopy(model).cpu(), example.cpu())}
+              "layer_macs": macs_before if deployed else layer_macs(copy.deepcopy(model).cpu(), example)}
     write_json_atomic(work_dir / "stage.json", record)
     work_dir.rename(final_dir)
     return record, model

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..core import Config, DeepslimError, log
+from ..core.inputs import move_inputs
 from ..core.text import plural
 from ..lowrank import Factorization, factorize_
 from ..profiling.counting import count_ops
@@ -35,6 +36,7 @@ from ..prune.masks import KeepMasked
 from ..prune.sensitivity import prune_to_budget, sensitivity_scan
 from ..quantize import PTQConfig, adaround_model, export_int8, quantize_
 from ..quantize.half import HalfPrecision, export_half_onnx, to_half
+from ..quantize.int8 import export_int8_dynamic
 from ..train.batchnorm import recalibrate_batchnorm_
 from .nas_stage import OFASubnetSearch, apply_ofa_subnet
 
@@ -96,20 +98,24 @@ class QAT(PTQConfig):
 @dataclass
 class StageContext:
     model: nn.Module
-    data: object                 # DataSplits
-    example: torch.Tensor        # one input batch on the device
+    data: object                 # DataSplits, or TextSplits for a retrieval run
+    example: object              # one input batch on the device (a tensor, or token ids and mask)
     device: torch.device
     stage_dir: Path
-    calibration: torch.Tensor    # training images for BN re-estimation and int8 calibration
+    calibration: torch.Tensor | None  # training images for BN re-estimation and int8 calibration (None: text)
     train: Callable | None = None  # train(model, extra_callbacks) runs the stage's fine-tune config
     finetune_callbacks: list = field(default_factory=list)
     deployed_onnx: Path | None = None  # the file a final stage ships (int8 or float16 ONNX)
     precision: str | None = None       # its precision: "int8" or "float16"
     source: nn.Module | None = None  # the model compress was given (a supernet, for ofa_subnet)
+    task: object = None              # tasks.ImageTask or tasks.RetrievalTask: probes, exports, scores
+    teacher: nn.Module | None = None  # the input model (what distillation and layer dropping compare with)
 
 
 def _recalibrate(ctx: StageContext) -> dict:
     """Re-estimate BatchNorm statistics of the edited model and say so (it moves accuracy by itself)."""
+    if ctx.calibration is None:  # a text model: no BatchNorm, no images
+        return {}
     layers = recalibrate_batchnorm_(ctx.model, ctx.calibration)
     log(f"  BatchNorm statistics of {plural(layers, 'layer')} re-estimated on "
         f"{plural(len(ctx.calibration), 'training image')}")
@@ -117,8 +123,8 @@ def _recalibrate(ctx: StageContext) -> dict:
 
 
 def _prune(ctx: StageContext, config: Config) -> dict:
-    sample = (ctx.data.train.images[:64].to(ctx.device), ctx.data.train.labels[:64].to(ctx.device))
-    plan = prune_(ctx.model, config, example_inputs=ctx.example, data=sample)
+    plan = prune_(ctx.model, config, example_inputs=ctx.example, data=ctx.task.probe(),
+                  task=ctx.task.probe_task(ctx.teacher))
     details = {"plan": plan.to_dict()}
     if plan.structured:
         details.update(_recalibrate(ctx))
@@ -186,6 +192,25 @@ def _qat(ctx: StageContext, config: QAT) -> dict:
 
 
 @dataclass
+class DynamicInt8(Config):
+    """Dynamic int8 on ONNX Runtime (int8 weights, activations quantized per batch; no calibration):
+    MatMul/Gemm layers, and with ``embeddings`` the embedding tables too (half of a small transformer)."""
+
+    embeddings: bool = True
+
+
+def _quantize_dynamic(ctx: StageContext, config: DynamicInt8) -> dict:
+    ctx.deployed_onnx, ctx.precision = ctx.stage_dir / INT8_FILE, "int8"
+    text = ctx.task.kind == "retrieval"
+    info = export_int8_dynamic(ctx.model, move_inputs(ctx.example, "cpu"), ctx.deployed_onnx,
+                               dynamic_sequence=text, quantize_embeddings=config.embeddings)
+    log(f"  dynamic int8: MatMul/Gemm weights in 8 bits{', embedding tables too' if config.embeddings else ''}; "
+        "activations quantized per batch by ONNX Runtime (no calibration data)")
+    return {"int8_dynamic": {"embeddings": info["embeddings"], "max_abs_diff": info["max_abs_diff"],
+                             "max_abs_output": info["max_abs_output"]}}
+
+
+@dataclass
 class HalfStage(HalfPrecision):
     """A recipe's ``half`` stage: float16 weights, shipped as a float16 ONNX file (float32 in and out)."""
 
@@ -213,6 +238,10 @@ class Technique:
     final: bool = False        # produces the deployed int8 model: must be the last stage
     first: bool = False        # picks the model later stages compress: must be the first stage
     trains_itself: bool = False
+    tasks: tuple = ("classification",)  # the tasks (tasks.py) it applies to
+
+
+BOTH = ("classification", "retrieval")
 
 
 TECHNIQUES: dict[str, Technique] = {
@@ -221,14 +250,20 @@ TECHNIQUES: dict[str, Technique] = {
                                      "channel pruning to a MAC ratio with per-layer ratios from a sensitivity scan"),
     "adaptive_pruning": Technique(AdaptivePruning, _adaptive_prune,
                                   "channel pruning to a MAC ratio, per-layer ratios found by measuring whole models"),
-    "magnitude_pruning": Technique(MagnitudePruning, _prune, "zero the smallest weights (no speed-up claimed)"),
-    "random_pruning": Technique(RandomPruning, _prune, "zero random weights (a control)"),
-    "nm_sparsity": Technique(NMSparsity, _prune, "keep n of every m weights (no speed-up on CPU runtimes)"),
-    "head_pruning": Technique(HeadPruning, _prune, "remove whole attention heads (head counts updated)"),
-    "ffn_pruning": Technique(FFNPruning, _prune, "remove hidden neurons of feed-forward blocks"),
-    "layer_dropping": Technique(LayerDropping, _prune, "remove whole encoder layers (greedy by loss, or by position)"),
+    "magnitude_pruning": Technique(MagnitudePruning, _prune, "zero the smallest weights (no speed-up claimed)",
+                                   tasks=BOTH),
+    "random_pruning": Technique(RandomPruning, _prune, "zero random weights (a control)", tasks=BOTH),
+    "nm_sparsity": Technique(NMSparsity, _prune, "keep n of every m weights (no speed-up on CPU runtimes)",
+                             tasks=BOTH),
+    "head_pruning": Technique(HeadPruning, _prune, "remove whole attention heads (head counts updated)", tasks=BOTH),
+    "ffn_pruning": Technique(FFNPruning, _prune, "remove hidden neurons of feed-forward blocks", tasks=BOTH),
+    "layer_dropping": Technique(LayerDropping, _prune, "remove whole encoder layers (greedy by loss, or by position)",
+                                tasks=BOTH),
     "factorize": Technique(Factorization, _factorize, "low-rank factorization (svd, spatial, tucker)"),
     "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime", final=True),
+    "quantize_dynamic": Technique(DynamicInt8, _quantize_dynamic,
+                                  "dynamic int8 for ONNX Runtime (Linear layers and embedding tables; no calibration)",
+                                  final=True, tasks=BOTH),
     "half": Technique(HalfStage, _half, "float16 weights for GPU deployment (no speed-up on CPU runtimes)",
                       final=True),
     "qat": Technique(QAT, _qat, "quantization-aware training, then int8 for ONNX Runtime", final=True,
