@@ -90,3 +90,13 @@ def test_a_corrupt_saved_embedder_is_one_clear_error(model, tmp_path, cli):
     code, _, err = cli("eval", tmp_path / "m", "--data", "debian-descriptions", "--data-dir",
                        "tests/data/fixtures/debian_small")
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_tokenizer_that_does_not_match_the_model_is_one_clear_error():
+    small_vocab = SentenceEmbedder(vocab_size=1000, hidden_size=32, num_layers=1, num_heads=4, intermediate_size=64)
+    with pytest.raises(DeepslimError, match="has 30,522 tokens but this embedder's vocabulary has 1,000"):
+        encode_texts(small_vocab, ["a text"])
+    short = SentenceEmbedder(hidden_size=32, num_layers=1, num_heads=4, intermediate_size=64,
+                             max_position_embeddings=64, max_length=128)
+    with pytest.raises(DeepslimError, match="max_length 128 exceeds the model's 64 positions"):
+        encode_texts(short, ["a text"])

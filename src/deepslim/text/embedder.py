@@ -73,8 +73,19 @@ class SentenceEmbedder(SerializableModule):
 
     @property
     def tokenizer(self):
-        """The tokenizer (loaded once per process, offline)."""
-        return _tokenizer(self.tokenizer_dir)
+        """The tokenizer (loaded once per process, offline); refused when its token ids or lengths would
+        index past this model's embedding tables (a tokenizer that does not belong to the model)."""
+        tokenizer = _tokenizer(self.tokenizer_dir)
+        rows = self.bert.embeddings.word_embeddings.num_embeddings
+        if len(tokenizer) > rows:
+            raise DeepslimError(f"the tokenizer '{self.tokenizer_dir}' has {len(tokenizer):,} tokens but this "
+                                f"embedder's vocabulary has {rows:,}: they do not belong together",
+                                hint="give the embedder the tokenizer it was trained with (tokenizer_dir), or "
+                                     "build it with vocab_size=len(tokenizer)")
+        if self.max_length > self.max_position_embeddings:
+            raise DeepslimError(f"max_length {self.max_length} exceeds the model's {self.max_position_embeddings} "
+                                "positions", hint=f"build it with max_length <= {self.max_position_embeddings}")
+        return tokenizer
 
     @torch.no_grad()
     def encode(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:
