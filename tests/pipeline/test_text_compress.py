@@ -64,9 +64,19 @@ def test_a_text_recipe_end_to_end(data, tmp_path):
     assert "recall@1 %" in (tmp_path / "out" / "report.html").read_text()
 
 
+def test_low_rank_linear_and_static_int8_on_text(data, tmp_path):
+    recipe = parse_recipe("name: t\nstages:\n  - technique: factorize\n    method: svd\n    mac_ratio: 0.7\n"
+                          "  - technique: quantize\n    calibration_size: 64\n")
+    metrics = compress(_model(), data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.02)
+    low_rank, int8 = metrics["stages"]
+    assert low_rank["macs"] <= 0.7 * metrics["baseline"]["macs"] + 1 and low_rank["retrieval"]["n"] == len(data.test)
+    assert int8["int8"] and int8["details"]["calibration_images"] == 64 and int8["details"]["int8"]["quantized_nodes"]
+    assert set(int8["latency_ms"]["onnxruntime"]) == {"1", "32"}
+
+
 def test_techniques_and_targets_a_text_run_cannot_use_are_refused_before_any_work(data, tmp_path):
     model = _model()
-    for text, words in [("name: t\nstages:\n  - technique: quantize\n", "does not apply to retrieval"),
+    for text, words in [("name: t\nstages:\n  - technique: half\n", "does not apply to retrieval"),
                         ("name: t\nstages:\n  - technique: channel_pruning\n", "for retrieval use: "),
                         ("name: t\nstages:\n  - technique: head_pruning\ntargets: {min_speedup_b64: 2}\n",
                          "min_speedup_b64 does not apply")]:

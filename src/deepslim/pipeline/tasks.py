@@ -57,6 +57,12 @@ class ImageTask:
                 "val_images": len(self.data.val), "test_images": len(self.data.test),
                 "calibration_images": len(self.calibration), "unit": "image"}
 
+    def int8_calibration(self, size: int):
+        return self.calibration
+
+    def calibration_samples(self, size: int) -> tuple[int, str]:
+        return min(len(self.calibration), size), "image"
+
     def probe(self) -> tuple:
         """What a pruning criterion that needs data (Taylor importance) looks at."""
         return self.data.train.images[:64].to(self.device), self.data.train.labels[:64].to(self.device)
@@ -127,6 +133,15 @@ class RetrievalTask:
         if n is not None:
             queries, documents = queries[:n // 2], documents[:n // 2]
         return queries + documents
+
+    def int8_calibration(self, size: int) -> list[tuple[dict, None]]:
+        """Static int8's calibration batches: the first ``size`` training texts (queries and descriptions)."""
+        texts = self._texts(self.data.train, size)
+        return [(self._tokenize(self.tokenizer_model, texts[i:i + 32], max_length=DOC_MAX_TOKENS), None)
+                for i in range(0, len(texts), 32)]
+
+    def calibration_samples(self, size: int) -> tuple[int, str]:
+        return len(self._texts(self.data.train, size)), "text"
 
     def probe(self) -> list[dict]:
         """Validation texts (64 queries and 64 descriptions) in batches of 32, as layer dropping measures them."""

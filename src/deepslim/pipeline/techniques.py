@@ -157,25 +157,32 @@ def _adaptive_prune(ctx: StageContext, config: AdaptivePruning) -> dict:
 
 
 def _factorize(ctx: StageContext, config: Factorization) -> dict:
-    plan = factorize_(ctx.model, config, ctx.example, val_data=ctx.data.val)
+    images = ctx.task.kind == "classification"
+    if not images and config.selection == "sensitivity":
+        raise DeepslimError("selection: sensitivity scores ranks by image accuracy", hint="use selection: energy or "
+                            "mac_ratio for a text model")
+    plan = factorize_(ctx.model, config, ctx.example, val_data=ctx.data.val if images else None)
     return {"plan": plan.to_dict(), **_recalibrate(ctx)}
 
 
 def _calibration_note(ctx: StageContext, config: PTQConfig) -> dict:
-    images = min(len(ctx.calibration), config.calibration_size)
-    log(f"  int8 ranges calibrated on {images:,} training images")
-    return {"calibration_images": images}
+    samples, unit = ctx.task.calibration_samples(config.calibration_size)
+    log(f"  int8 ranges calibrated on {plural(samples, 'training ' + unit)}")
+    return {"calibration_images": samples}
 
 
 def _quantize(ctx: StageContext, config: PTQConfig) -> dict:
     ctx.deployed_onnx, ctx.precision = ctx.stage_dir / INT8_FILE, "int8"
     note = _calibration_note(ctx, config)
     model, extra = ctx.model, {}
+    calibration = ctx.task.int8_calibration(config.calibration_size)
     if config.rounding == "adaround":  # round once; the ONNX model and the twin both quantize the result
-        model, rounding, config = adaround_model(model, config, ctx.calibration)
+        if ctx.task.kind != "classification":
+            raise DeepslimError("rounding: adaround is for image models", hint="use rounding: nearest")
+        model, rounding, config = adaround_model(model, config, calibration)
         extra["adaround"] = {"layers": rounding["layers"], "left_at_nearest": rounding["nearest"]}
-    info = export_int8(model, ctx.calibration, ctx.deployed_onnx, config)
-    ctx.model = quantize_(model, config, ctx.calibration)  # the reloadable PyTorch twin
+    info = export_int8(model, calibration, ctx.deployed_onnx, config, dynamic_sequence=ctx.task.kind == "retrieval")
+    ctx.model = quantize_(model, config, calibration)  # the reloadable PyTorch twin
     return {"int8": {k: info[k] for k in ("quantized_nodes", "kept_float", "left_float")}, **extra, **note}
 
 
@@ -259,8 +266,9 @@ TECHNIQUES: dict[str, Technique] = {
     "ffn_pruning": Technique(FFNPruning, _prune, "remove hidden neurons of feed-forward blocks", tasks=BOTH),
     "layer_dropping": Technique(LayerDropping, _prune, "remove whole encoder layers (greedy by loss, or by position)",
                                 tasks=BOTH),
-    "factorize": Technique(Factorization, _factorize, "low-rank factorization (svd, spatial, tucker)"),
-    "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime", final=True),
+    "factorize": Technique(Factorization, _factorize, "low-rank factorization (svd, spatial, tucker)", tasks=BOTH),
+    "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime (QDQ, per-channel "
+                          "weights)", final=True, tasks=BOTH),
     "quantize_dynamic": Technique(DynamicInt8, _quantize_dynamic,
                                   "dynamic int8 for ONNX Runtime (Linear layers and embedding tables; no calibration)",
                                   final=True, tasks=BOTH),
