@@ -62,6 +62,8 @@ def test_a_text_recipe_end_to_end(data, tmp_path):
     meta = json.loads((tmp_path / "out" / "model" / "metadata.json").read_text())
     assert meta["deploy"]["onnx"] == "model.int8.onnx" and meta["metrics"]["runtime"] == "onnxruntime int8"
     assert "recall@1 %" in (tmp_path / "out" / "report.html").read_text()
+    card = (tmp_path / "out" / "model" / "MODEL_CARD.md").read_text()  # the model card words it as retrieval
+    assert "recall@1" in card and "training text pairs" in card and "test images" not in card
 
 
 def test_low_rank_linear_and_static_int8_on_text(data, tmp_path):
@@ -89,3 +91,19 @@ def test_an_image_model_on_text_data_is_one_clear_error(data, tmp_path):
     with pytest.raises(DeepslimError, match="text retrieval data set, and compress runs it with a sentence embedder, not a Sequential"):
         compress(deepslim.create_model("lenet5"), data, parse_recipe("name: t\nstages:\n  - technique: head_pruning\n"),
                  tmp_path / "out", device=torch.device("cpu"))
+
+
+def test_image_settings_in_a_text_recipe_are_refused_before_any_work(data, tmp_path):
+    for text, words in [("  - technique: layer_dropping\n    finetune: {epochs: 1}\n", "has no labels, it distils"),
+                        ("  - technique: factorize\n    mac_ratio: 0.5\n    selection: sensitivity\n",
+                         "scores ranks by image accuracy"),
+                        ("  - technique: quantize\n    rounding: adaround\n", "adaround is for image models")]:
+        with pytest.raises(DeepslimError, match=words):
+            compress(_model(), data, parse_recipe("name: t\nstages:\n" + text), tmp_path / "out",
+                     device=torch.device("cpu"))
+        assert not (tmp_path / "out").exists()
+    images = deepslim.load_dataset("synthetic", subset=64)
+    with pytest.raises(DeepslimError, match="synthetic is an image data set, and a sentence embedder takes text"):
+        compress(_model(), images, parse_recipe("name: t\nstages:\n  - technique: head_pruning\n"), tmp_path / "out",
+                 device=torch.device("cpu"))
+    assert not (tmp_path / "out").exists()

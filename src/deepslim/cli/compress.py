@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--recipe", required=True, type=Path, help="YAML recipe, e.g. recipes/prune-quantize.yaml")
     p.add_argument("--data", help="data set name (default: the one the model was trained on)")
     p.add_argument("--data-dir", metavar="DIR", help="folder holding the data set's files")
-    p.add_argument("--subset", type=int, help="fine-tune on only this many training images (tests, smoke runs)")
+    p.add_argument("--subset", type=int, help="fine-tune on only this many training images (text: pairs), e.g. "
+                                              "for smoke runs")
     p.add_argument("--latency-seconds", type=float, default=1.0, help="time per latency measurement, default 1.0")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (training); latency is measured on CPU")
     p.add_argument("--out", required=True, type=Path, help="output folder")

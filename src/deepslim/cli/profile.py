@@ -144,13 +144,13 @@ def _latency_size_energy(model, example, resolved, args, runtimes) -> dict:
     if args.codecarbon:
         from ..core.inputs import repeat_batch
 
-        batch = repeat_batch(example, max(batch_sizes))
+        batch, size = repeat_batch(example, max(batch_sizes)), max(batch_sizes)  # a dict's len() counts its keys
 
         def work() -> int:
             forward(batch)
-            return len(batch)
+            return size
 
-        result["codecarbon_per_1000"] = {"runtime": rows[0].runtime, "batch_size": len(batch),
+        result["codecarbon_per_1000"] = {"runtime": rows[0].runtime, "batch_size": size,
                                          **codecarbon_measure(work, seconds=3.0, country_iso_code=args.country)}
     return result
 
@@ -221,7 +221,7 @@ def _print_latency(data: dict) -> None:
     env = data["environment"]
     where = f"{env['gpu']}, CUDA events" if "gpu" in env else f"{env['cpu']}, {data['latency'][0]['threads']} threads"
     print(f"\nlatency ({where}; median [IQR] ms per batch)")
-    print(f"  {'runtime':<16} {'batch':>5} {'median':>9} {'IQR':>8} {'per image':>10} {'repeats':>8}")
+    print(f"  {'runtime':<16} {'batch':>5} {'median':>9} {'IQR':>8} {'per sample':>10} {'repeats':>8}")
     for r in data["latency"]:
         print(f"  {r['runtime']:<16} {r['batch_size']:>5} {r['median_ms']:>9.3f} {r['iqr_ms']:>8.3f} "
               f"{r['median_ms'] / r['batch_size']:>10.4f} {r['repeats']:>8}")

@@ -215,7 +215,7 @@ def recorded_accuracy(folder: ModelFolder) -> tuple[float, str] | None:
     if folder.run_record and folder.run_record.get("accuracy") is not None:
         return float(folder.run_record["accuracy"]), f"{folder.kind} record"
     evaluations = {k: v for k, v in (folder.metadata.get("evaluations") or {}).items()
-                   if folder.data_name in (None, v.get("data"))}
+                   if folder.data_name in (None, v.get("data")) and v.get("accuracy") is not None}  # not retrieval
     metrics = folder.metadata.get("metrics") or {}
     if folder.int8:
         if "onnxruntime" in evaluations:

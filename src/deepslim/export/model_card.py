@@ -53,9 +53,15 @@ def _title(meta: dict) -> str:
 
 def _summary(meta: dict) -> list[str]:
     m, d = meta.get("metrics", {}), meta.get("dataset", {})
-    lines = [f"- Parameters: {meta.get('params'):,}", f"- Model options: `{meta.get('model_kwargs')}`",
-             f"- Test accuracy (top-1, all {m.get('test_images')} test images"
-             f"{', ' + m['runtime'] if m.get('runtime') else ''}): **{m.get('test_accuracy', 0):.2f}%**"]
+    runtime = f", {m['runtime']}" if m.get("runtime") else ""
+    lines = [f"- Parameters: {meta.get('params'):,}", f"- Model options: `{meta.get('model_kwargs')}`"]
+    if "test_recall@1" in m:  # a retrieval model (deepslim compress on a text data set)
+        lines.append(f"- Test retrieval (all {m.get('test_pairs')} test pairs, each query against every document"
+                     f"{runtime}): **recall@1 {m['test_recall@1']:.2f}%**, recall@10 {m['test_recall@10']:.2f}%, "
+                     f"MRR {m['test_mrr']:.3f}")
+    else:
+        lines.append(f"- Test accuracy (top-1, all {m.get('test_images')} test images{runtime}): "
+                     f"**{m.get('test_accuracy', 0):.2f}%**")
     if "val_accuracy" in m:
         lines.append(f"- Validation accuracy ({d.get('sizes', {}).get('val')} images held out of train): "
                      f"{m['val_accuracy']:.2f}%")
@@ -72,12 +78,13 @@ def _derivation(meta: dict) -> list[str]:
         if "accuracy_before" in s or "float_accuracy" in s:
             before = s.get("accuracy_before", s.get("float_accuracy"))
             after = s.get("accuracy_after", s.get("accuracy"))
-            line += f": accuracy {before:.2f}% -> {after:.2f}%"
+            line += f": {s.get('metric', 'accuracy')} {before:.2f}% -> {after:.2f}%"
         if s.get("macs_before") and s.get("macs_after") is not None:
             line += f", MACs {s['macs_before'] / 1e6:.2f}M -> {s['macs_after'] / 1e6:.2f}M"
         if s.get("finetune_epochs"):
             data = s.get("data", {})
-            images = f" on {plural(data['train_images'], 'training image')}" if data.get("train_images") else ""
+            unit = data.get("unit") or "image"
+            images = f" on {plural(data['train_images'], 'training ' + unit)}" if data.get("train_images") else ""
             subset = f" (--subset {data['subset']})" if data.get("subset") else ""
             line += f"; fine-tuned {plural(s['finetune_epochs'], 'epoch')}{images}{subset}"
             line += " distilling from the source model" if s.get("distilled") else ""

@@ -23,6 +23,15 @@ def deployed_onnx(folder: Path) -> Path:
     return next((folder / f for f in DEPLOYED_FILES if (folder / f).is_file()), folder / "model.onnx")
 
 
+def score_metadata(measured: dict, test_count: int, runtime: str) -> dict:
+    """A saved model's ``metrics``: its test accuracy, or for retrieval its recall@1/@10 and MRR."""
+    if "retrieval" in measured:
+        r = measured["retrieval"]
+        return {"test_recall@1": r["recall@1"], "test_recall@10": r["recall@10"], "test_mrr": r["mrr"],
+                "test_pairs": test_count, "runtime": runtime}
+    return {"test_accuracy": measured["accuracy"], "test_images": test_count, "runtime": runtime}
+
+
 def provenance(metrics: dict, recipe: Recipe, source: str, command: str) -> dict:
     """What OUT/model's metadata says about how it was made (model cards read it)."""
     base, final = metrics["baseline"], metrics["final"]
@@ -35,7 +44,8 @@ def provenance(metrics: dict, recipe: Recipe, source: str, command: str) -> dict
         "accuracy_before": base["accuracy"], "accuracy_after": final["accuracy"],
         "macs_before": base["macs"], "macs_after": final["macs"], "finetune_epochs": epochs,
         "distilled": any(s.get("finetune", {}).get("distill") for s in shipped),
-        "data": {k: metrics["data"][k] for k in ("train_images", "subset")},
+        "data": {k: metrics["data"].get(k, "image" if k == "unit" else None) for k in ("train_images", "subset", "unit")},
+        "metric": metrics.get("task", {}).get("metric", "accuracy"),
         "batchnorm_reestimated": any("batchnorm_reestimated" in s.get("details", {}) for s in shipped)}}
 
 
@@ -48,8 +58,7 @@ def describe_saved_model(model_dir: Path, measured: dict, test_images: int, depl
     """
     meta_file = model_dir / "metadata.json"
     meta = json.loads(meta_file.read_text())
-    meta["metrics"] = {"test_accuracy": measured["accuracy"], "test_images": test_images,
-                       "runtime": measured["runtime"]}
+    meta["metrics"] = score_metadata(measured, test_images, measured["runtime"])
     if deployed is not None:
         write_atomic(model_dir / deployed.name, lambda p: shutil.copyfile(deployed, p))
         meta["deploy"] = {"onnx": deployed.name, "runtime": "onnxruntime", "precision": precision or "int8"}

@@ -39,7 +39,7 @@ from ..prune.masks import KeepMasked, MaskSet
 from . import compare as comparing
 from .measure import layer_macs, measure
 from .nas_stage import is_supernet, prepare_supernet_source
-from .publish import deployed_onnx, describe_saved_model, provenance, publish
+from .publish import deployed_onnx, describe_saved_model, provenance, publish, score_metadata
 from .recipe import Recipe, Stage
 from .tasks import task_for
 from .techniques import DEPLOYED_FILES, TECHNIQUES, StageContext
@@ -77,7 +77,7 @@ def prepare_output(out: Path, recipe: Recipe, overwrite: bool, data=None) -> dic
             if data is not None and recorded and recorded != _data_key(data):
                 subset = f"--subset {recorded['subset']}" if recorded.get("subset") else "no --subset"
                 raise DeepslimError(f"--out {out} holds an unfinished run on other data ({recorded['name']}, "
-                                    f"{recorded['train_images']:,} training images)",
+                                    f"{recorded['train_images']:,} training samples)",
                                     hint=f"rerun with the same data and {subset} to resume, or use --overwrite "
                                          "to start over")
             return state
@@ -240,6 +240,7 @@ def _check_techniques(recipe: Recipe, task) -> None:
     and a speed-up target at a batch size the task is not timed at."""
     for stage in recipe.stages:
         tasks = TECHNIQUES[stage.technique].tasks
+        task.check_stage(stage)
         if task.kind not in tasks:
             usable = sorted(n for n, t in TECHNIQUES.items() if task.kind in t.tasks)
             raise DeepslimError(f"stage '{stage.name}' ({stage.technique}) does not apply to {task.kind} "
@@ -319,8 +320,7 @@ def _measure_baseline(original: nn.Module, folder: Path, task, latency_seconds, 
     # the global RNG: keep the stream the stages see exactly as it was before baselines were saved.
     with torch.random.fork_rng(devices=[]):
         save(copy.deepcopy(original).cpu(), folder / "model", overwrite=True,
-             metadata={"metrics": {"test_accuracy": record["accuracy"], "test_images": len(task.data.test),
-                                   "runtime": "pytorch"}})
+             metadata={"metrics": score_metadata(record, len(task.data.test), "pytorch")})
     record["weights_bytes"] = (folder / "model" / WEIGHTS).stat().st_size
     return record
 

@@ -57,6 +57,9 @@ class ImageTask:
                 "val_images": len(self.data.val), "test_images": len(self.data.test),
                 "calibration_images": len(self.calibration), "unit": "image"}
 
+    def check_stage(self, stage) -> None:
+        """Refuse, before any work, a stage setting this task cannot honour (none for images)."""
+
     def int8_calibration(self, size: int):
         return self.calibration
 
@@ -134,6 +137,19 @@ class RetrievalTask:
             queries, documents = queries[:n // 2], documents[:n // 2]
         return queries + documents
 
+    def check_stage(self, stage) -> None:
+        """Refuse, before any work, stage settings that mean images: a fine-tune on labels, adaround,
+        ranks chosen by image accuracy."""
+        where = f"stage '{stage.name}' (line {stage.line} of the recipe)"
+        if stage.finetune.epochs and not stage.finetune.distill:
+            raise DeepslimError(f"{where}: a retrieval fine-tune has no labels, it distils from the input model",
+                                hint="set finetune: {distill: true, ...}")
+        if getattr(stage.config, "rounding", None) == "adaround":
+            raise DeepslimError(f"{where}: rounding: adaround is for image models", hint="use rounding: nearest")
+        if stage.technique == "factorize" and stage.config.selection == "sensitivity":
+            raise DeepslimError(f"{where}: selection: sensitivity scores ranks by image accuracy",
+                                hint="use selection: energy (or mac_ratio) for a text model")
+
     def int8_calibration(self, size: int) -> list[tuple[dict, None]]:
         """Static int8's calibration batches: the first ``size`` training texts (queries and descriptions)."""
         texts = self._texts(self.data.train, size)
@@ -189,10 +205,7 @@ class RetrievalTask:
     def finetune(self, target: nn.Module, teacher: nn.Module, ft, callbacks: list) -> None:
         from ..text import TextBatches
 
-        if not ft.distill:
-            raise DeepslimError("a retrieval fine-tune has no labels: it distils from the input model",
-                                hint="set finetune: {distill: true, ...}")
-        texts, targets = self._teacher_targets(teacher)
+        texts, targets = self._teacher_targets(teacher.to(self.device))
         cfg = TrainConfig(epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, optimizer="adamw", weight_decay=0.01,
                           warmup_epochs=0.05, augment=False, grad_clip=1.0, seed=0)
         batches = TextBatches(target, texts, ft.batch_size, DOC_MAX_TOKENS, seed=0, targets=targets)
@@ -205,10 +218,13 @@ class RetrievalTask:
 
 def task_for(data, model: nn.Module, device: torch.device):
     """The task a compress run on ``data`` with ``model`` is, refusing a model the data cannot feed."""
-    if not hasattr(data.train, "queries"):
-        return ImageTask(data, device)
     from ..text.embedder import SentenceEmbedder
 
+    if not hasattr(data.train, "queries"):
+        if isinstance(model, SentenceEmbedder):
+            raise DeepslimError(f"{data.name} is an image data set, and a sentence embedder takes text",
+                                hint="use --data debian-descriptions (or another text retrieval data set)")
+        return ImageTask(data, device)
     if not isinstance(model, SentenceEmbedder):
         raise DeepslimError(f"{data.name} is a text retrieval data set, and compress runs it with a sentence "
                             f"embedder, not a {type(model).__name__}", hint="use --pretrained minilm-l6 or a "

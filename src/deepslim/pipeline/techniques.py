@@ -157,10 +157,7 @@ def _adaptive_prune(ctx: StageContext, config: AdaptivePruning) -> dict:
 
 
 def _factorize(ctx: StageContext, config: Factorization) -> dict:
-    images = ctx.task.kind == "classification"
-    if not images and config.selection == "sensitivity":
-        raise DeepslimError("selection: sensitivity scores ranks by image accuracy", hint="use selection: energy or "
-                            "mac_ratio for a text model")
+    images = ctx.task.kind == "classification"  # text: ranks by energy or MAC ratio (check_stage refused the rest)
     plan = factorize_(ctx.model, config, ctx.example, val_data=ctx.data.val if images else None)
     return {"plan": plan.to_dict(), **_recalibrate(ctx)}
 
@@ -177,8 +174,6 @@ def _quantize(ctx: StageContext, config: PTQConfig) -> dict:
     model, extra = ctx.model, {}
     calibration = ctx.task.int8_calibration(config.calibration_size)
     if config.rounding == "adaround":  # round once; the ONNX model and the twin both quantize the result
-        if ctx.task.kind != "classification":
-            raise DeepslimError("rounding: adaround is for image models", hint="use rounding: nearest")
         model, rounding, config = adaround_model(model, config, calibration)
         extra["adaround"] = {"layers": rounding["layers"], "left_at_nearest": rounding["nearest"]}
     info = export_int8(model, calibration, ctx.deployed_onnx, config, dynamic_sequence=ctx.task.kind == "retrieval")
