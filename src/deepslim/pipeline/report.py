@@ -113,6 +113,18 @@ def _cell(value) -> str:
     return html.escape(str(value))
 
 
+def _retrieval_note(metrics: dict) -> str:
+    """A retrieval run's other scores (its table's score column is recall@1), one line per model."""
+    models = [("baseline", metrics["baseline"])] + [(f"{m['index']}. {m['name']}", m) for m in metrics["stages"]]
+    if not all("retrieval" in m for _, m in models):
+        return ""
+    items = "".join(f"<li>{html.escape(label)}: recall@1 {m['retrieval']['recall@1']:.2f}%, recall@10 "
+                    f"{m['retrieval']['recall@10']:.2f}%, MRR {m['retrieval']['mrr']:.4f} "
+                    f"({m['retrieval']['n']:,} test pairs)</li>" for label, m in models)
+    return (f"<p class=\"note\">Retrieval: each test query ranked against every test document.</p>"
+            f"<ul>{items}</ul>\n")
+
+
 def _speed_cells(metrics: dict, index: int) -> list[str]:
     """Batch-1 and batch-64 speed-ups over the baseline from the run's one interleaved comparison."""
     if index == 0:
@@ -240,7 +252,7 @@ img {{ max-width: 48%; margin: 0.5em 1% 0.5em 0; vertical-align: top; }}
 <table id="run">{_facts(metrics)}</table>
 <h2>Stages</h2>
 <table><tr>{''.join(f'<th>{h}</th>' for h in headers)}</tr>{''.join(rows)}</table>
-<p class="note">Accuracy on the full test split. Latency: median ms per batch, each model timed on its own;
+{_retrieval_note(metrics)}<p class="note">Accuracy on the full test split. Latency: median ms per batch, each model timed on its own;
 int8 and half stages run as the deployed int8 or float16 ONNX model on ONNX Runtime (their PyTorch twin is
 not what ships, so it is not timed; the CPU provider computes float16 in float32, so a half stage gains nothing
 here). Speed-ups: the baseline and every stage's ONNX model timed in turns, round after round,
