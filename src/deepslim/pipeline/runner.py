@@ -41,7 +41,7 @@ from .measure import layer_macs, measure
 from .nas_stage import is_supernet, prepare_supernet_source
 from .publish import deployed_onnx, describe_saved_model, provenance, publish, score_metadata
 from .recipe import Recipe, Stage
-from .tasks import task_for
+from .tasks import check_recipe_fits, task_for
 from .techniques import DEPLOYED_FILES, TECHNIQUES, StageContext
 
 STATE = "state.json"
@@ -134,7 +134,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
     out = Path(out)
     compare = compare or interleave_latency
     task = task_for(data, model, device)  # what the data set asks of every measurement and fine-tune
-    _check_techniques(recipe, task)       # before --out is touched
+    check_recipe_fits(recipe, task)       # before --out is touched
     state = prepare_output(out, recipe, overwrite, data)
     started = time.perf_counter()
     metrics_file = out / METRICS
@@ -233,23 +233,6 @@ def _log_data(data: dict) -> None:
     log(f"data {data['name']}: fine-tunes use {plural(data['train_images'], 'training ' + unit)}{subset}, "
         f"{plural(data['val_images'], 'validation ' + unit)}; every model is evaluated on all "
         f"{plural(data['test_images'], 'test ' + unit)}")
-
-
-def _check_techniques(recipe: Recipe, task) -> None:
-    """Refuse, before any work, a stage whose technique cannot serve this task (e.g. int8 PTQ on text),
-    and a speed-up target at a batch size the task is not timed at."""
-    for stage in recipe.stages:
-        tasks = TECHNIQUES[stage.technique].tasks
-        task.check_stage(stage)
-        if task.kind not in tasks:
-            usable = sorted(n for n, t in TECHNIQUES.items() if task.kind in t.tasks)
-            raise DeepslimError(f"stage '{stage.name}' ({stage.technique}) does not apply to {task.kind} "
-                                f"(line {stage.line} of the recipe)", hint=f"for {task.kind} use: {', '.join(usable)}")
-    large = task.batch_sizes[-1]
-    for key in recipe.targets:
-        if key.startswith("min_speedup_b") and key not in ("min_speedup_b1", f"min_speedup_b{large}"):
-            raise DeepslimError(f"target {key} does not apply: a {task.kind} run is timed at batch 1 and {large}",
-                                hint=f"use min_speedup_b1 and min_speedup_b{large}")
 
 
 def _compare_cases(compare: Callable, subjects: list, task, min_seconds: float) -> list:

@@ -37,6 +37,7 @@ from ..profiling.counting import count_ops
 from ..train import TrainConfig, Trainer
 from ..train.evaluate import evaluate
 from ..train.task import EmbeddingMatch
+from .techniques import TECHNIQUES
 
 DOC_MAX_TOKENS = 128  # issue 16: batch 32 is real long descriptions padded to their longest, at most 128 tokens
 
@@ -230,3 +231,19 @@ def task_for(data, model: nn.Module, device: torch.device):
                             f"embedder, not a {type(model).__name__}", hint="use --pretrained minilm-l6 or a "
                             "folder saved from one")
     return RetrievalTask(data, model, device)
+
+
+def check_recipe_fits(recipe, task) -> None:
+    """Refuse, before any work, a stage whose technique or settings cannot serve ``task`` (e.g. channel
+    pruning on text), and a speed-up target at a batch size the task is not timed at."""
+    for stage in recipe.stages:
+        task.check_stage(stage)
+        if task.kind not in TECHNIQUES[stage.technique].tasks:
+            usable = sorted(n for n, t in TECHNIQUES.items() if task.kind in t.tasks)
+            raise DeepslimError(f"stage '{stage.name}' ({stage.technique}) does not apply to {task.kind} "
+                                f"(line {stage.line} of the recipe)", hint=f"for {task.kind} use: {', '.join(usable)}")
+    large = task.batch_sizes[-1]
+    for key in recipe.targets:
+        if key.startswith("min_speedup_b") and key not in ("min_speedup_b1", f"min_speedup_b{large}"):
+            raise DeepslimError(f"target {key} does not apply: a {task.kind} run is timed at batch 1 and {large}",
+                                hint=f"use min_speedup_b1 and min_speedup_b{large}")
