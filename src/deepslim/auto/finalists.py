@@ -1,0 +1,84 @@
+"""The full-fidelity end of `deepslim auto`: finalists fine-tuned in full, then timed together, in turns.
+
+Each finalist is its plan's full recipe run by `deepslim compress` into ``OUT/finalists/trial-NNNN``
+(resumable like any compress run; scored on the whole test split). Latencies from the search may
+have collided (several workers on one machine); the finalists' deployed files and the input
+model's are therefore timed again here, in one interleaved comparison, alone.
+
+Example:
+    >>> run_finalists(ctx, picked)             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..core import log
+from ..pipeline import compress, parse_recipe
+from ..pipeline.publish import deployed_onnx
+from ..profiling.latency import interleave_latency
+from .space import recipe_text
+
+FINALISTS = "finalists"
+
+
+def finalist_dir(out: Path, trial: int) -> Path:
+    return out / FINALISTS / f"trial-{trial:04d}"
+
+
+def full_recipe(space, plan: dict, trial: int, max_drop: float, train_samples: int) -> str:
+    """The plan's recipe at full fidelity (batches no larger than the training split), with its accuracy bound."""
+    text = recipe_text(space, plan, max_batch=train_samples, name=f"auto-trial-{trial}")
+    return text + f"targets: {{max_accuracy_drop: {max_drop}}}\n"
+
+
+def estimate_full_seconds(row: dict, n_train: int, proxy_images: int, proxy_epochs: int, overhead: float) -> float:
+    """A full run's time, scaled from the trial's: training grows with samples x epochs; measuring stays."""
+    training = max(row.get("seconds") or 0.0, overhead) - overhead
+    scale = (n_train / max(1, min(proxy_images, n_train))) * (int(row["plan"]["epochs"]) / max(1, proxy_epochs))
+    return training * scale + 4 * overhead
+
+
+def run_finalist(model, data, space, row: dict, out: Path, *, device, max_drop: float, latency_seconds: float) -> dict:
+    """One finalist's full run (or its finished result); returns its compress metrics."""
+    folder = finalist_dir(out, row["trial"])
+    state = folder / "state.json"
+    if state.is_file() and json.loads(state.read_text()).get("done"):
+        return json.loads((folder / "metrics.json").read_text())
+    recipe = parse_recipe(full_recipe(space, row["plan"], row["trial"], max_drop, len(data.train)), origin=f"finalist {row['trial']}")
+    log(f"finalist trial {row['trial']}: {row['description']} (full fine-tune, scored on the test split)")
+    return compress(model, data, recipe, folder, device=device, latency_seconds=latency_seconds)
+
+
+def time_together(out: Path, baseline_onnx: Path, finished: list[dict], cases: list, seconds: float) -> dict:
+    """Speed-ups of every finished finalist over the input model, all timed in one interleaved run per
+    ``(batch, inputs)`` case; ``{trial: {batch: comparison}}``."""
+    files = [baseline_onnx] + [deployed_onnx(finalist_dir(out, r["trial"])) for r in finished]
+    log(f"timing the input model and {len(finished)} finalist(s) in turns on ONNX Runtime "
+        f"(about {len(files) * seconds * len(cases):.0f} s)")
+    result: dict = {r["trial"]: {} for r in finished}
+    for batch, inputs in cases:
+        (times,) = interleave_latency(files, inputs, batch_sizes=(batch,), runtimes=("onnxruntime",),
+                                      min_seconds=seconds)
+        for i, r in enumerate(finished, start=1):
+            result[r["trial"]][str(batch)] = times.compare(0, i).to_dict()
+    return result
+
+
+def measured_figures(metrics: dict, timed: dict, batch: int) -> dict:
+    """A finalist's figures at full fidelity: test score, drop, and the speed-up at the search's batch."""
+    final, base = metrics["final"], metrics["baseline"]
+    row = timed[str(batch)]
+    onnx_bytes = final["size_bytes"]
+    return {"accuracy": final["accuracy"], "baseline_accuracy": base["accuracy"],
+            "drop": round(base["accuracy"] - final["accuracy"], 4), "speedup": row["speedup"],
+            "speedup_range": [row["speedup_min"], row["speedup_max"]], "ort_latency_ms": row["candidate_ms"],
+            "baseline_ms": row["baseline_ms"], "macs": final["macs"], "size_mb": onnx_bytes / 1e6,
+            "precision": final.get("precision", "float32"), "speedups": {b: r["speedup"] for b, r in timed.items()},
+            "run_seconds": metrics.get("run_seconds")}
+
+
+def remaining(deadline: float) -> float:
+    return deadline - time.time()

@@ -1,0 +1,91 @@
+"""What `deepslim auto` returns: the trials table, the proxy Pareto front, the finalists and the pick.
+
+Example:
+    >>> rows = [{"trial": 0, "accuracy": 90.0, "value": 3.0}, {"trial": 1, "accuracy": 91.0, "value": 2.0}]
+    >>> [r["trial"] for r in pareto_front(rows, maximize_value=True)]
+    [0, 1]
+"""
+
+from __future__ import annotations
+
+import optuna
+
+from .target import Target
+
+
+def trial_rows(study: optuna.Study, target: Target) -> list[dict]:
+    """One row per trial (every state): plan, proxy figures, state; what the table and the report show."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        proxy = t.user_attrs.get("proxy") or {}
+        rows.append({"trial": t.number, "state": t.state.name.lower(), "plan": dict(t.params),
+                     "description": t.user_attrs.get("description", ""),
+                     **{k: proxy.get(k) for k in ("accuracy", "drop", "speedup", "ort_latency_ms", "macs",
+                                                   "size_mb", "precision", "seconds")},
+                     "value": proxy.get(target.metric), "feasible": t.user_attrs.get("constraint", 1e9) <= 0,
+                     "repeat_of": t.user_attrs.get("repeat_of"), "worker": t.user_attrs.get("worker")})
+    return rows
+
+
+def pareto_front(rows: list[dict], maximize_value: bool) -> list[dict]:
+    """Rows no other row beats on both accuracy (higher) and the target's metric; sorted by accuracy."""
+    def better_or_equal(a, b):
+        value_ok = a["value"] >= b["value"] if maximize_value else a["value"] <= b["value"]
+        return a["accuracy"] >= b["accuracy"] and value_ok
+
+    done = [r for r in rows if r.get("accuracy") is not None and r.get("value") is not None and not r.get("repeat_of")]
+    front = [r for r in done if not any(better_or_equal(o, r) and (o["accuracy"], o["value"]) != (r["accuracy"], r["value"])
+                                        for o in done)]
+    return sorted(front, key=lambda r: r["accuracy"])
+
+
+def pick_finalists(rows: list[dict], target: Target, k: int) -> list[dict]:
+    """Up to ``k`` plans for a full run, spread along the proxy Pareto front of the feasible trials: the
+    best on the target's metric first, then the most accurate, then evenly between (a short fine-tune
+    ranks plans but does not say exactly what a full one recovers, so the picks hedge). When no trial
+    is feasible: the ``k`` that missed the accuracy bound by least."""
+    done = [r for r in rows if r.get("accuracy") is not None and r.get("repeat_of") is None]
+    feasible = [r for r in done if r["feasible"]]
+    if not feasible:
+        return _distinct(sorted(done, key=lambda r: r["drop"]))[:k]
+    front = _distinct(sorted(pareto_front(feasible, not target.minimize()),
+                             key=lambda r: (-r["value"] if not target.minimize() else r["value"])))
+    if len(front) <= k:
+        return front
+    if k == 1:
+        return front[:1]
+    spots = [0, len(front) - 1] + [round(i * (len(front) - 1) / (k - 1)) for i in range(1, k - 1)]
+    return [front[i] for i in spots]
+
+
+def _distinct(rows: list[dict]) -> list[dict]:
+    picked, seen = [], set()
+    for r in rows:
+        key = tuple(sorted(r["plan"].items()))
+        if key not in seen:
+            seen.add(key)
+            picked.append(r)
+    return picked
+
+
+def choose(finalists: list[dict], target: Target, max_drop: float) -> tuple[dict | None, dict | None]:
+    """(best, fallback) among finished full runs: ``best`` is the one that keeps the accuracy bound and is
+    best on the target's metric (then fastest); ``fallback`` is the least-damaged one that misses it."""
+    def rank(r):
+        value = r["measured"][target.metric]
+        return (-value if not target.minimize() else value, -r["measured"]["speedup"])
+
+    done = [r for r in finalists if r.get("measured")]
+    keeps = [r for r in done if r["measured"]["drop"] <= max_drop + 1e-9]
+    misses = [r for r in done if r not in keeps]
+    best = min(keeps, key=rank) if keeps else None
+    fallback = min(misses, key=lambda r: r["measured"]["drop"]) if misses else None
+    return best, fallback
+
+
+def status_of(best: dict | None, fallback: dict | None, target: Target) -> str:
+    """``met``: a plan keeps the accuracy bound and reaches the target; ``not met``: full runs finished
+    but none does both; ``budget exhausted``: no full run finished in the budget."""
+    if best is None and fallback is None:
+        return "budget exhausted"
+    return "met" if best is not None and target.met(best["measured"]) else "not met"

@@ -1,0 +1,275 @@
+"""`deepslim auto`: a model, data and a target in; the best plan found, its model, the Pareto front out.
+
+Layout of ``OUT``::
+
+    auto.json          the run's settings (a resume or a second worker must match them) and time spent
+    study.journal      the Optuna study (unless --storage names a database)
+    input/model        the input model, as every worker loads it
+    baseline/          the input model at the proxy fidelity (validation score, ONNX, latency)
+    trials/NNNN/       each proxy trial: its stages, proxy.json
+    finalists/trial-NNNN/  each finalist's full `deepslim compress` run
+    model/, model.onnx, recipe.yaml, metrics.json, report.html   the result
+
+Phases: (1) the input model is measured at the proxy fidelity; (2) Optuna searches plans with
+short fine-tunes on a subset, scored on the validation split, latency measured per trial; the
+search stops early enough to leave time for (3) the top-k plans' full runs, scored on the test
+split; (4) the finalists and the input model are timed together in turns; the fastest finalist
+within the accuracy bound is published. A rerun of the same command resumes each phase.
+
+Example:
+    >>> result = auto_compress(model, data, AutoConfig(parse_target("speedup>=6")), "runs/auto",
+    ...                        device=torch.device("cpu"), data_spec={"name": "fashion-mnist"})  # doctest: +SKIP
+    >>> result["status"]
+    'met'
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..core import DeepslimError, log
+from ..core.errors import Interrupted
+from ..export import save
+from ..export.files import write_json_atomic
+from .engine import open_study, proxy_epochs, run_workers
+from .finalists import estimate_full_seconds, measured_figures, run_finalist, time_together
+from .publish import publish_result
+from .result import choose, pareto_front, pick_finalists, status_of, trial_rows
+from .space import space_for
+from .study import JOURNAL, recover_stale_trials, redact
+from .target import Target, format_seconds
+from .trial import ProxyRun
+
+STATE = "auto.json"
+
+
+@dataclass
+class AutoConfig:
+    """Settings of an auto run. ``proxy_*`` shape the cheap trials; ``top_k`` plans get a full run."""
+
+    target: Target
+    max_drop: float = 0.5
+    budget_s: float = 7200.0
+    batch: int = 1
+    trials: int | None = None
+    proxy_images: int = 8192
+    proxy_epoch_scale: float = 0.15
+    proxy_slack: float = 3.0     # a short fine-tune loses more than a full one (2-3 points on the flagship)
+    top_k: int = 3
+    sampler: str = "tpe"
+    seed: int = 0
+    workers: int = 1
+    storage: str | None = None
+    study_name: str = "deepslim-auto"
+    ray: str | None = None
+    latency_seconds: float = 0.5
+    final_latency_seconds: float = 1.0
+
+    def fingerprint(self) -> dict:
+        """What a resumed run or a joining worker must share with the run that started the study."""
+        return {"target": str(self.target), "max_drop": self.max_drop, "batch": self.batch,
+                "proxy_images": self.proxy_images, "proxy_epoch_scale": self.proxy_epoch_scale,
+                "proxy_slack": self.proxy_slack, "sampler": self.sampler, "seed": self.seed,
+                "study_name": self.study_name}
+
+
+def _prepare(out: Path, config: AutoConfig, overwrite: bool) -> dict:
+    state_file = out / STATE
+    if out.exists() and not out.is_dir():
+        raise DeepslimError(f"--out {out} exists and is not a folder", hint="choose another --out")
+    if state_file.is_file():
+        import json
+
+        state = json.loads(state_file.read_text())
+        if overwrite:
+            import shutil
+
+            shutil.rmtree(out)
+        elif state.get("done"):
+            raise DeepslimError(f"--out {out} already holds a finished auto run",
+                                hint="use --overwrite to replace it, or choose another folder")
+        elif state["fingerprint"] != config.fingerprint():
+            diff = {k: v for k, v in config.fingerprint().items() if state["fingerprint"].get(k) != v}
+            raise DeepslimError(f"--out {out} holds an auto run with other settings ({', '.join(diff)})",
+                                hint="rerun with the same settings to resume, or use --overwrite to start over")
+        else:
+            return state
+    elif out.is_dir() and any(out.iterdir()):
+        raise DeepslimError(f"--out {out} holds files that are not a deepslim auto run; refusing to use it",
+                            hint="choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    state = {"fingerprint": config.fingerprint(), "spent_s": 0.0, "done": False}
+    write_json_atomic(state_file, state)
+    return state
+
+
+def _train_estimate(proxy: ProxyRun, plan_epochs: int, config: AutoConfig) -> float:
+    """Seconds one proxy fine-tune takes here: one epoch on 256 samples, timed, scaled up."""
+    from ..pipeline.recipe import Finetune
+    from .trial import proxy_data
+
+    task = copy.copy(proxy.task)
+    task.data = proxy_data(proxy.data, 256)
+    n = len(task.data.train)
+    if hasattr(task.data.val, "take"):  # images: the per-epoch validation pass, cut like the training split
+        task.data = dataclasses.replace(task.data, val=task.data.val.take(torch.arange(min(256, len(task.data.val)))))
+    started = time.perf_counter()
+    task.finetune(copy.deepcopy(proxy.model), proxy.teacher, Finetune(epochs=1, distill=True,
+                                                                                   batch_size=min(128, n)), [])
+    per_sample = (time.perf_counter() - started) / n
+    return per_sample * len(proxy.data.train) * max(1, round(plan_epochs * config.proxy_epoch_scale))
+
+
+def auto_compress(model, data, config: AutoConfig, out, *, device: torch.device, data_spec: dict,
+                  source: str = "", command: str = "", overwrite: bool = False) -> dict:
+    """Search plans for ``model`` on ``data`` until ``config.budget_s`` is spent; returns the result
+    (also ``OUT/metrics.json``). ``data_spec`` ({name, subset, options}) lets other workers load the data."""
+    out = Path(out).resolve()
+    started = time.time()
+    state = _prepare(out, config, overwrite)
+    deadline = started + config.budget_s - state.get("spent_s", 0.0)
+    resume_hint = f"rerun `{command}` to resume" if command else "rerun the same command to resume"
+
+    def spend() -> None:
+        state["spent_s"] = round(state.get("spent_s", 0.0) + time.time() - spend.mark, 1)
+        spend.mark = time.time()
+        write_json_atomic(out / STATE, state)
+    spend.mark = started
+
+    if not (out / "input" / "model").is_dir():
+        with torch.random.fork_rng(devices=[]):
+            save(copy.deepcopy(model).cpu(), out / "input" / "model", overwrite=True)
+    proxy = ProxyRun(model, data, device, images=config.proxy_images, batch=config.batch,
+                     latency_seconds=config.latency_seconds, seed=config.seed)
+    space = space_for(model, proxy.task.kind)
+    if "baseline_proxy" not in state:
+        log(f"measuring the input model at the proxy fidelity (validation split, onnxruntime batch {config.batch})")
+        t0 = time.perf_counter()
+        state["baseline_proxy"] = proxy.baseline(out / "baseline")
+        state["baseline_proxy"]["onnx"] = "baseline/model.onnx"
+        state["baseline_proxy"]["seconds"] = round(time.perf_counter() - t0, 1)
+        state["train_estimate_s"] = round(_train_estimate(proxy, min(space_epochs(space)), config), 1)
+        spend()
+    base = state["baseline_proxy"]
+    one_trial = 2 * base["seconds"] + state["train_estimate_s"]
+    storage = {"kind": "rdb", "url": redact(config.storage), "study": config.study_name} if config.storage else \
+        {"kind": "journal", "path": str(out / JOURNAL), "study": config.study_name}
+    study = open_study(_spec(out, config, base, data_spec, device, deadline))
+    recover_stale_trials(study)
+    done_before = len(trial_rows(study, config.target))
+    if deadline - time.time() < one_trial and not done_before:
+        raise DeepslimError(f"--budget {format_seconds(config.budget_s)} is too small for one trial: a proxy trial of "
+                            f"this model takes about {format_seconds(one_trial)} here, and its full run far more",
+                            hint=f"give --budget {format_seconds(max(one_trial * 20, 600))} or more")
+    reserve = _reserve_seconds(config, state, data, len(proxy.data.train), space)
+    search_deadline = max(time.time(), deadline - reserve)
+    log(f"search: until {format_seconds(search_deadline - time.time())} from now "
+        f"({format_seconds(reserve)} kept for {config.top_k} full run(s)); study in {storage.get('path') or storage['url']}")
+    spec = _spec(out, config, base, data_spec, device, search_deadline)
+    interrupted = False
+    try:
+        run_workers(spec, config.workers, config.ray, inputs=(model, data))
+    except KeyboardInterrupt:
+        interrupted = True
+    spend()
+    rows = trial_rows(open_study(spec), config.target)
+    result = {"status": "interrupted" if interrupted else None, "target": str(config.target),
+              "max_drop": config.max_drop, "batch": config.batch, "budget_s": config.budget_s, "source": source,
+              "command": command, "storage": storage, "resume": resume_hint, "task": proxy.task.kind,
+              "baseline_proxy": base, "trials": rows,
+              "pareto": pareto_front(rows, not config.target.minimize()), "settings": dataclasses.asdict(config)
+              | {"target": str(config.target), "storage": redact(config.storage)}}
+    if interrupted:
+        write_json_atomic(out / "metrics.json", result)
+        raise Interrupted(f"interrupted: {sum(r['state'] == 'complete' for r in rows)} finished trial(s) are kept "
+                          f"in {storage.get('path') or storage['url']}", hint=resume_hint)
+    picked = pick_finalists(rows, config.target, config.top_k)
+    finalists = _run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend,
+                               resume_hint, result)
+    best, fallback = choose(finalists, config.target, config.max_drop)
+    result.update(status=status_of(best, fallback, config.target), finalists=finalists, best=best, fallback=fallback)
+    spend()
+    result["spent_s"] = state["spent_s"]
+    publish_result(out, result, space, proxy, config)
+    state["done"] = True
+    spend()
+    return result
+
+
+def space_epochs(space) -> tuple:
+    from .space import EPOCHS_IMAGE, EPOCHS_TEXT
+
+    return EPOCHS_TEXT if space.kind == "retrieval" else EPOCHS_IMAGE
+
+
+def _reserve_seconds(config: AutoConfig, state: dict, data, n_proxy: int, space) -> float:
+    """Time kept back from the search for the finalists' full runs: ``top_k`` runs at the space's longest
+    fine-tune, scaled from the timed proxy epoch (at most 60% of the budget)."""
+    epochs = max(space_epochs(space))
+    per_sample_epoch = state["train_estimate_s"] / max(1, n_proxy) / max(1, round(min(space_epochs(space))
+                                                                                  * config.proxy_epoch_scale))
+    full = per_sample_epoch * len(data.train) * epochs + 4 * state["baseline_proxy"]["seconds"]
+    return min(0.6 * config.budget_s, config.top_k * full)
+
+
+def _spec(out: Path, config: AutoConfig, base: dict, data_spec: dict, device, deadline: float) -> dict:
+    return {"out": str(out), "storage": config.storage, "study_name": config.study_name, "sampler": config.sampler,
+            "seed": config.seed, "target": {"metric": config.target.metric, "op": config.target.op,
+                                            "value": config.target.value},
+            "max_drop": config.max_drop, "proxy_slack": config.proxy_slack, "proxy_images": config.proxy_images,
+            "proxy_epoch_scale": config.proxy_epoch_scale, "batch": config.batch, "trials": config.trials,
+            "latency_seconds": config.latency_seconds, "baseline_proxy": base, "data": data_spec,
+            "device": str(device), "search_deadline": deadline}
+
+
+def _run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend, resume_hint,
+                   result) -> list[dict]:
+    finalists, finished = [], []
+    overhead = state["baseline_proxy"]["seconds"]
+    for row in picked:
+        estimate = estimate_full_seconds(row, len(data.train), config.proxy_images,
+                                         proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead)
+        entry = {"trial": row["trial"], "plan": row["plan"], "description": row["description"], "proxy": row,
+                 "estimate_s": round(estimate, 1), "folder": f"finalists/trial-{row['trial']:04d}"}
+        finalists.append(entry)
+        left = deadline - time.time()
+        if estimate > left and not (out / entry["folder"] / "state.json").is_file():
+            entry["skipped"] = f"its full run would take about {format_seconds(estimate)}; {format_seconds(left)} left"
+            log(f"finalist trial {row['trial']} skipped: {entry['skipped']}")
+            continue
+        try:
+            metrics = run_finalist(model, data, space, row, out, device=device, max_drop=config.max_drop,
+                                   latency_seconds=config.final_latency_seconds)
+        except KeyboardInterrupt:
+            spend()
+            result.update(status="interrupted", finalists=finalists)
+            write_json_atomic(out / "metrics.json", result)
+            raise Interrupted("interrupted during a finalist's full run; finished trials and stages are kept",
+                              hint=resume_hint) from None
+        spend()
+        entry["metrics"] = {k: metrics[k] for k in ("baseline", "final", "headline") if k in metrics}
+        finished.append(entry)
+    if finished:
+        cases = dict(_full_task(proxy, data).latency_cases())
+        cases.setdefault(config.batch, next(iter(cases.values())))  # the search's batch, if the task's differ
+        baseline_onnx = out / entry_dir(finished[0]) / "stages" / "00-baseline" / "model.onnx"
+        timed = time_together(out, baseline_onnx, finished, sorted(cases.items()), config.final_latency_seconds * 10)
+        for entry in finished:
+            entry["measured"] = measured_figures(entry["metrics"], timed[entry["trial"]], config.batch)
+    return finalists
+
+
+def entry_dir(entry: dict) -> Path:
+    return Path(entry["folder"])
+
+
+def _full_task(proxy: ProxyRun, data):
+    from ..pipeline.tasks import task_for
+
+    return task_for(data, proxy.model, proxy.device)

@@ -1,0 +1,79 @@
+"""Scale-out of `deepslim auto`: a local Ray cluster runs the same seeded search as the in-process run,
+and a study shared in PostgreSQL (started by scripts/ensure_postgres.sh; `make test` passes its URL in
+DEEPSLIM_TEST_POSTGRES) takes trials from two workers, with a dead worker's trial failed by heartbeat."""
+
+import os
+import uuid
+
+import optuna
+import pytest
+import torch
+
+from deepslim.auto import auto_compress
+from deepslim.auto.study import open_storage
+
+
+def _best(result):
+    return result["best"]["trial"], result["best"]["plan"]
+
+
+def test_ray_local_cluster_finds_the_same_best_plan_as_in_process(tiny, config_factory, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    model, data, spec = tiny
+    local = auto_compress(model, data, config_factory(target="macs<=1e9", sampler="tpe"), tmp_path / "in-process",
+                          device=torch.device("cpu"), data_spec=spec)
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024, log_to_driver=False)
+    try:
+        on_ray = auto_compress(model, data, config_factory(target="macs<=1e9", sampler="tpe", ray="local"),
+                               tmp_path / "ray", device=torch.device("cpu"), data_spec=spec)
+    finally:
+        ray.shutdown()
+    assert [r["plan"] for r in on_ray["trials"]] == [r["plan"] for r in local["trials"]]
+    assert _best(on_ray) == _best(local)
+    # the trials really ran in Ray's worker processes, not in this one
+    assert {r["worker"]["pid"] for r in on_ray["trials"]} != {os.getpid()}
+    assert all(r["worker"]["pid"] != os.getpid() for r in on_ray["trials"])
+
+
+POSTGRES = os.environ.get("DEEPSLIM_TEST_POSTGRES")
+
+
+@pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL: `make test` starts one (scripts/ensure_postgres.sh) and "
+                                         "passes its URL in DEEPSLIM_TEST_POSTGRES")
+def test_postgres_study_shared_by_two_workers(tiny, config_factory, tmp_path):
+    model, data, spec = tiny
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    result = auto_compress(model, data, config_factory(storage=POSTGRES, study_name=name, workers=2, trials=4),
+                           tmp_path / "out", device=torch.device("cpu"), data_spec=spec)
+    assert result["storage"]["kind"] == "rdb" and result["status"] == "met"
+    study = optuna.load_study(study_name=name, storage=open_storage(POSTGRES, tmp_path))
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) >= 4
+    assert len({t.user_attrs["worker"]["pid"] for t in complete}) == 2
+
+
+@pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL (see above)")
+def test_postgres_heartbeat_fails_a_dead_workers_trial(tmp_path):
+    storage = open_storage(POSTGRES, tmp_path)
+    storage.heartbeat_interval, storage.grace_period = 1, 1
+    study = optuna.create_study(study_name=f"hb-{uuid.uuid4().hex[:8]}", storage=storage)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage.record_heartbeat(trial._trial_id)  # the worker beat once, then died
+    import time
+
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    states = [t.state for t in study.get_trials()]
+    assert optuna.trial.TrialState.FAIL in states
+    # RetryFailedTrialCallback queued the plan again for another worker
+    assert any(t.state == optuna.trial.TrialState.WAITING and t.params == trial.params for t in study.get_trials())
+
+
+def test_unreachable_storage_is_one_clear_error(tmp_path):
+    from deepslim.core import DeepslimError
+
+    with pytest.raises(DeepslimError, match="cannot reach the study storage postgresql://u:\\*\\*\\*@127.0.0.1:9/db"):
+        open_storage("postgresql://u:secret@127.0.0.1:9/db", tmp_path)
+    with pytest.raises(DeepslimError, match="not a database URL"):
+        open_storage("localhost:5432", tmp_path)

@@ -1,0 +1,56 @@
+import itertools
+
+import optuna
+
+from deepslim.auto.space import ImageSpace, TextSpace, recipe_text
+from deepslim.pipeline.recipe import parse_recipe
+
+
+def test_every_image_plan_is_a_valid_recipe():
+    space = ImageSpace()
+    for allocation, round_to, factorize, quantize in itertools.product(
+            ["uniform", "global"], [1, 8, 16], ["none", "svd-0.95"], ["ptq-percentile", "ptq-minmax", "qat", "none"]):
+        plan = {"ratio": 0.45, "allocation": allocation, "round_to": round_to, "factorize": factorize,
+                "quantize": quantize, "epochs": 14}
+        recipe = parse_recipe(recipe_text(space, plan))
+        techniques = [s.technique for s in recipe.stages]
+        assert techniques[0] == "channel_pruning"
+        assert recipe.stages[0].config.ratio == 0.45
+        assert recipe.stages[0].config.global_ranking == (allocation == "global")
+        assert recipe.stages[0].config.round_to == (round_to if round_to > 1 else None)
+        assert ("factorize" in techniques) == (factorize != "none")
+        assert techniques[-1] == {"qat": "qat", "none": techniques[-1]}.get(quantize, "quantize")
+        trained = [s for s in recipe.stages if s.technique != "qat" and s.finetune.epochs]
+        assert len(trained) == 1 and trained[0].finetune.epochs == 14 and trained[0].finetune.distill
+
+
+def test_proxy_epochs_override_the_plan():
+    plan = {"ratio": 0.5, "allocation": "uniform", "round_to": 8, "factorize": "none", "quantize": "none", "epochs": 20}
+    recipe = parse_recipe(recipe_text(ImageSpace(), plan, epochs=2))
+    assert recipe.stages[0].finetune.epochs == 2
+    assert recipe.description == "prune 50% uniform (round 8), KD 20 ep, float32"
+
+
+def test_text_plans_are_valid_recipes():
+    space = TextSpace(layers=6)
+    for keep, ffn, heads, quantize in itertools.product([2, 6], [0.0, 0.25], [0.0, 0.5],
+                                                        ["dynamic-embeddings", "dynamic", "none"]):
+        plan = {"keep_layers": keep, "ffn_ratio": ffn, "head_ratio": heads, "quantize": quantize, "epochs": 2}
+        recipe = parse_recipe(recipe_text(space, plan))
+        techniques = [s.technique for s in recipe.stages]
+        assert ("layer_dropping" in techniques) == (keep < 6)
+        assert ("quantize_dynamic" in techniques) == (quantize != "none")
+        assert sum(s.finetune.epochs for s in recipe.stages) == (2 if (keep < 6 or ffn or heads or quantize == "none")
+                                                                  else 0)
+
+
+def test_suggestions_cover_the_declared_choices():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        plan = ImageSpace().suggest(trial)
+        assert 0.3 <= plan["ratio"] <= 0.75
+        seen.add(plan["quantize"])
+        study.tell(trial, 0.0)
+    assert seen == {"ptq-percentile", "ptq-minmax", "qat", "none"}
