@@ -114,3 +114,20 @@ def test_two_worker_processes_share_one_study(auto_cli, tmp_path):
     assert len(trials) >= 4
     pids = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_ctrl_c_keeps_every_finished_trial(auto_cli, tmp_path):
+    out = tmp_path / "out"
+    command = auto_cli("--target", "macs<=1e9", "--max-drop", "100", "--trials", "6", "--sampler", "random",
+                       "--out", str(out))
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(_complete_trials(out) if (out / "study.journal").exists() else []) < 2:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    kept = _complete_trials(out)
+    assert len(kept) >= 2
+    assert "finished trial(s) are kept" in err and "to resume" in err
+    assert json.loads((out / "metrics.json").read_text())["status"] == "interrupted"

@@ -67,7 +67,8 @@ def test_postgres_heartbeat_fails_a_dead_workers_trial(tmp_path):
     states = [t.state for t in study.get_trials()]
     assert optuna.trial.TrialState.FAIL in states
     # RetryFailedTrialCallback queued the plan again for another worker
-    assert any(t.state == optuna.trial.TrialState.WAITING and t.params == trial.params for t in study.get_trials())
+    assert any(t.state == optuna.trial.TrialState.WAITING and t.system_attrs.get("fixed_params") == trial.params
+               for t in study.get_trials())
 
 
 def test_unreachable_storage_is_one_clear_error(tmp_path):

@@ -21,7 +21,7 @@ def trial_rows(study: optuna.Study, target: Target) -> list[dict]:
         rows.append({"trial": t.number, "state": t.state.name.lower(), "plan": dict(t.params),
                      "description": t.user_attrs.get("description", ""),
                      **{k: proxy.get(k) for k in ("accuracy", "drop", "speedup", "ort_latency_ms", "macs",
-                                                   "size_mb", "precision", "seconds")},
+                                                   "size_mb", "precision", "seconds", "onnx")},
                      "value": proxy.get(target.metric), "feasible": t.user_attrs.get("constraint", 1e9) <= 0,
                      "repeat_of": t.user_attrs.get("repeat_of"), "worker": t.user_attrs.get("worker")})
     return rows

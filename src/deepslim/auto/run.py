@@ -41,6 +41,7 @@ from .engine import open_study, proxy_epochs, run_workers
 from .finalists import estimate_full_seconds, measured_figures, run_finalist, time_together
 from .publish import publish_result
 from .result import choose, pareto_front, pick_finalists, status_of, trial_rows
+from .retime import apply_retimed, retime_candidates
 from .space import space_for
 from .study import JOURNAL, recover_stale_trials, redact
 from .target import Target, format_seconds
@@ -70,6 +71,7 @@ class AutoConfig:
     ray: str | None = None
     latency_seconds: float = 0.5
     final_latency_seconds: float = 1.0
+    retime: int = 8              # the most promising plans timed again, together, before the pick
 
     def fingerprint(self) -> dict:
         """What a resumed run or a joining worker must share with the run that started the study."""
@@ -136,12 +138,17 @@ def auto_compress(model, data, config: AutoConfig, out, *, device: torch.device,
     deadline = started + config.budget_s - state.get("spent_s", 0.0)
     resume_hint = f"rerun `{command}` to resume" if command else "rerun the same command to resume"
 
-    def spend() -> None:
-        state["spent_s"] = round(state.get("spent_s", 0.0) + time.time() - spend.mark, 1)
-        spend.mark = time.time()
-        write_json_atomic(out / STATE, state)
-    spend.mark = started
+    clock = _Clock(out / STATE, state, started)  # spent_s kept current: a run killed with -9 resumes with it
+    try:
+        return _phases(model, data, config, out, state, clock.spend, deadline, resume_hint, device=device,
+                       data_spec=data_spec, source=source, command=command)
+    finally:
+        clock.stop()
 
+
+def _phases(model, data, config: AutoConfig, out: Path, state: dict, spend, deadline: float, resume_hint: str, *,
+            device, data_spec: dict, source: str, command: str) -> dict:
+    """The run's phases (see the module docstring); ``spend`` records the time used so far."""
     if not (out / "input" / "model").is_dir():
         with torch.random.fork_rng(devices=[]):
             save(copy.deepcopy(model).cpu(), out / "input" / "model", overwrite=True)
@@ -161,6 +168,7 @@ def auto_compress(model, data, config: AutoConfig, out, *, device: torch.device,
     storage = {"kind": "rdb", "url": redact(config.storage), "study": config.study_name} if config.storage else \
         {"kind": "journal", "path": str(out / JOURNAL), "study": config.study_name}
     study = open_study(_spec(out, config, base, data_spec, device, deadline))
+    _check_same_search(study, config)
     recover_stale_trials(study)
     done_before = len(trial_rows(study, config.target))
     if deadline - time.time() < one_trial and not done_before:
@@ -189,6 +197,13 @@ def auto_compress(model, data, config: AutoConfig, out, *, device: torch.device,
         write_json_atomic(out / "metrics.json", result)
         raise Interrupted(f"interrupted: {sum(r['state'] == 'complete' for r in rows)} finished trial(s) are kept "
                           f"in {storage.get('path') or storage['url']}", hint=resume_hint)
+    if "retimed" not in state:  # once: a resumed run picks from the same figures
+        state["retimed"] = retime_candidates(out, rows, proxy.latency_input, batch=config.batch,
+                                             seconds=config.final_latency_seconds * 2,
+                                             maximize_value=not config.target.minimize(), n=config.retime)
+        spend()
+    apply_retimed(rows, state["retimed"], config.target.metric)
+    result["pareto"] = pareto_front(rows, not config.target.minimize())
     picked = pick_finalists(rows, config.target, config.top_k)
     finalists = _run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend,
                                resume_hint, result)
@@ -200,6 +215,43 @@ def auto_compress(model, data, config: AutoConfig, out, *, device: torch.device,
     state["done"] = True
     spend()
     return result
+
+
+class _Clock:
+    """The run's time account: ``spend()`` adds the time since the last call to ``state["spent_s"]`` and
+    writes the state; a daemon thread calls it every ``every`` seconds until ``stop``."""
+
+    def __init__(self, path: Path, state: dict, started: float, every: float = 15.0):
+        import threading
+
+        self.path, self.state, self.mark = path, state, started
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        threading.Thread(target=self._tick, args=(every,), daemon=True).start()
+
+    def spend(self) -> None:
+        with self._lock:
+            now = time.time()
+            self.state["spent_s"] = round(self.state.get("spent_s", 0.0) + now - self.mark, 1)
+            self.mark = now
+            write_json_atomic(self.path, self.state)
+
+    def _tick(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.spend()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _check_same_search(study, config: AutoConfig) -> None:
+    """A study joined through --storage must be the same search (target, bound, proxy, sampler, seed)."""
+    recorded = study.user_attrs.get("fingerprint")
+    if recorded is None:
+        study.set_user_attr("fingerprint", config.fingerprint())
+    elif recorded != config.fingerprint():
+        diff = ", ".join(k for k, v in config.fingerprint().items() if recorded.get(k) != v)
+        raise DeepslimError(f"study '{config.study_name}' in the storage was started with other settings ({diff})",
+                            hint="use the same settings to join it, or another --study-name")
 
 
 def space_epochs(space) -> tuple:

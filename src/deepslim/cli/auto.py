@@ -43,6 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--proxy-slack", type=float, default=3.0,
                    help="extra points a trial may lose and still count as feasible: its short fine-tune recovers "
                         "less than the full one (on the flagship, 2-3 points less; default 3.0)")
+    p.add_argument("--retime", type=int, default=8,
+                   help="before the pick, time this many of the best plans again, together (default 8)")
     p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
                    help="Optuna sampler (default tpe; random is the peer baseline)")
     p.add_argument("--seed", type=int, default=0, help="sampler and training seed (default 0)")
@@ -72,7 +74,7 @@ def _config(args):
     target = parse_target(args.target)
     budget = parse_budget(args.budget)
     checks = [(args.max_drop >= 0, "--max-drop must be >= 0"), (args.batch >= 1, "--batch must be >= 1"),
-              (args.trials is None or args.trials >= 1, "--trials must be >= 1"), (args.top_k >= 1, "--top-k must be >= 1"),
+              (args.trials is None or args.trials >= 1, "--trials must be >= 1"), (args.top_k >= 1, "--top-k must be >= 1"), (args.retime >= 0, "--retime must be >= 0"),
               (args.proxy_images >= 16, "--proxy-images must be >= 16"),
               (0 < args.proxy_epoch_scale <= 1, "--proxy-epoch-scale must lie in (0, 1]"),
               (args.proxy_slack >= 0, "--proxy-slack must be >= 0"), (args.workers >= 1, "--workers must be >= 1"),
@@ -84,7 +86,8 @@ def _config(args):
                       proxy_images=args.proxy_images, proxy_epoch_scale=args.proxy_epoch_scale,
                       proxy_slack=args.proxy_slack, top_k=args.top_k, sampler=args.sampler, seed=args.seed,
                       workers=args.workers, storage=args.storage, study_name=args.study_name, ray=args.ray,
-                      latency_seconds=args.latency_seconds, final_latency_seconds=args.final_latency_seconds)
+                      latency_seconds=args.latency_seconds, final_latency_seconds=args.final_latency_seconds,
+                      retime=args.retime)
 
 
 def run(args) -> int:

@@ -1,0 +1,64 @@
+"""Time the search's best candidates again, together, before the finalists are picked.
+
+A proxy trial times its plan against the input model over a short window (``--latency-seconds``),
+and a shared machine's batch-1 times flip between levels for seconds at a time (BENCHMARKS.md,
+"Batch-1 levels on this machine"): one lucky window can put a plan far ahead of what it is. On the
+flagship's first search a plan measured 6.4x in its trial where its neighbours measured 3.7x. So
+before picking, the input model and the ``n`` most promising distinct feasible plans (the
+Pareto front first, then the best on the target's metric) are timed in one interleaved run, and
+their speed-up and latency replaced by that run's (the trial's figure is kept as ``speedup_trial``).
+
+Example:
+    >>> retimed = retime_candidates(out, rows, "speedup", batch=1, seconds=2.0)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core import log
+from ..profiling.latency import interleave_latency
+from .result import pareto_front
+
+
+def candidates(rows: list[dict], maximize_value: bool, n: int) -> list[dict]:
+    feasible = [r for r in rows if r.get("accuracy") is not None and r["feasible"] and r.get("repeat_of") is None]
+    ranked = pareto_front(feasible, maximize_value) + sorted(feasible, key=lambda r: -r["value"] if maximize_value
+                                                             else r["value"])
+    picked, seen = [], set()
+    for r in ranked:
+        key = tuple(sorted(r["plan"].items()))
+        if key not in seen:
+            seen.add(key)
+            picked.append(r)
+    return picked[:n]
+
+
+def retime_candidates(out: Path, rows: list[dict], example, *, batch: int, seconds: float, maximize_value: bool,
+                      n: int = 8) -> dict:
+    """``{trial: {speedup, ort_latency_ms, ...}}`` for the ``n`` candidates, timed together with the input model."""
+    chosen = candidates(rows, maximize_value, n)
+    if not chosen:
+        return {}
+    files = [out / "baseline" / "model.onnx"] + [out / "trials" / f"{r['trial']:04d}" / r["onnx"] for r in chosen]
+    log(f"timing the input model and the {len(chosen)} most promising plans again, together, in turns "
+        f"(about {len(files) * seconds:.0f} s)")
+    (times,) = interleave_latency(files, example, batch_sizes=(batch,), runtimes=("onnxruntime",), min_seconds=seconds)
+    retimed = {}
+    for i, r in enumerate(chosen, start=1):
+        cmp = times.compare(0, i)
+        retimed[str(r["trial"])] = {"speedup": cmp.speedup, "ort_latency_ms": cmp.candidate_ms,
+                                    "speedup_range": [cmp.speedup_min, cmp.speedup_max], "rounds": cmp.rounds}
+    return retimed
+
+
+def apply_retimed(rows: list[dict], retimed: dict, metric: str) -> None:
+    """Put the retimed figures into the trial rows (in place); the trial's own stay as ``*_trial``."""
+    for r in rows:
+        again = retimed.get(str(r["trial"]))
+        if again is None:
+            continue
+        r["speedup_trial"], r["ort_latency_ms_trial"] = r["speedup"], r["ort_latency_ms"]
+        r["speedup"], r["ort_latency_ms"], r["retimed"] = again["speedup"], again["ort_latency_ms"], again
+        if metric in ("speedup", "ort_latency_ms"):
+            r["value"] = r[metric]
