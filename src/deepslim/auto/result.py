@@ -40,16 +40,20 @@ def pareto_front(rows: list[dict], maximize_value: bool) -> list[dict]:
 
 
 def pick_finalists(rows: list[dict], target: Target, k: int) -> list[dict]:
-    """Up to ``k`` plans for a full run, spread along the proxy Pareto front of the feasible trials: the
-    best on the target's metric first, then the most accurate, then evenly between (a short fine-tune
-    ranks plans but does not say exactly what a full one recovers, so the picks hedge). When no trial
-    is feasible: the ``k`` that missed the accuracy bound by least."""
+    """Up to ``k`` plans for a full run, spread along the proxy Pareto front of the feasible trials (the part
+    within half the best plan's gain): the best on the target's metric first, then the most accurate,
+    then evenly between (a short fine-tune ranks plans but does not say exactly what a full one
+    recovers, so the picks hedge). When no trial is feasible: the ``k`` that missed the bound by least."""
     done = [r for r in rows if r.get("accuracy") is not None and r.get("repeat_of") is None]
     feasible = [r for r in done if r["feasible"]]
     if not feasible:
         return _distinct(sorted(done, key=lambda r: r["drop"]))[:k]
     front = _distinct(sorted(pareto_front(feasible, not target.minimize()),
                              key=lambda r: (-r["value"] if not target.minimize() else r["value"])))
+    # the accurate end of the front can be a plan that barely compresses: not worth a full run, so the
+    # spread stops at half the best plan's gain (twice its cost)
+    best = front[0]["value"]
+    front = [r for r in front if (r["value"] >= best / 2 if not target.minimize() else r["value"] <= best * 2)]
     if len(front) <= k:
         return front
     if k == 1:
