@@ -53,3 +53,12 @@ def test_finalists_skip_the_front_that_barely_compresses():
     cost = parse_target("macs<=5e6")
     rows = [_row(0, 95.0, 9e6, 0.1), _row(1, 94.0, 4e6, 0.5), _row(2, 93.0, 3e6, 1.0)]
     assert [r["trial"] for r in pick_finalists(rows, cost, 3)] == [2, 1]
+
+
+def test_a_cost_target_publishes_the_fastest_plan_that_reaches_it():
+    target = parse_target("macs<=5e6")
+    runs = [_finalist(0, 0.2, 3.0, macs=4e6), _finalist(1, 0.3, 4.0, macs=4.5e6), _finalist(2, 0.1, 5.0, macs=6e6)]
+    best, _ = choose(runs, target, 0.5)
+    assert best["trial"] == 1  # reaches 5e6 MACs and is faster than trial 0; trial 2 is faster but misses the target
+    best, _ = choose([_finalist(2, 0.1, 5.0, macs=6e6), _finalist(3, 0.1, 6.0, macs=7e6)], target, 0.5)
+    assert best["trial"] == 2 and status_of(best, None, target) == "not met"  # none reaches it: the closest

@@ -37,7 +37,10 @@ def test_result_contract_and_files(tiny, config_factory, tmp_path):
     # the published recipe is the winning plan at full fidelity, and reproduces it with `deepslim compress`
     assert "auto-trial-%d" % best["trial"] in (out / "recipe.yaml").read_text()
     assert "Pareto plot" in (out / "report.html").read_text()
-    # the proxy never scored on the test split: its figures come from the validation split
+    # the search never scores on the test split: the input's proxy accuracy is its validation accuracy
+    from deepslim.train.evaluate import evaluate
+
+    assert result["baseline_proxy"]["accuracy"] == evaluate(model, data.val, device="cpu")["accuracy"]
     assert all(r["accuracy"] is not None for r in result["trials"])
     with pytest.raises(DeepslimError, match="already holds a finished auto run"):
         auto_compress(model, data, config_factory(target="macs<=1e9"), out, device=__import__("torch").device("cpu"),

@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from ..core import DeepslimError, log
+from ..core import log
 from ..export import load
 from ..pipeline.recipe import parse_recipe
 from .space import recipe_text, space_for
@@ -123,7 +123,8 @@ def search_worker(spec: dict, seed_offset: int = 0, inputs=None) -> int:
         return 0
     if remaining <= 0:
         return 0
-    study.optimize(objective, timeout=remaining, callbacks=callbacks, catch=(DeepslimError,))
+    # a plan that fails (a DeepslimError, an export or runtime error) is recorded as a failed trial; the search goes on
+    study.optimize(objective, timeout=remaining, callbacks=callbacks, catch=(Exception,))
     return _complete(study) - before
 
 
@@ -131,11 +132,25 @@ def _complete(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
-def _process_worker(spec: dict, offset: int) -> None:  # pragma: no cover - runs in a child process
+def _process_worker(spec: dict, offset: int, parent: int) -> None:  # pragma: no cover - runs in a child process
     from ..core.progress import set_quiet
 
     set_quiet(True)
+    _end_with_parent(parent)
     search_worker(spec, offset)
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker whose driver was killed (-9) ends too: its trial then counts as stale on resume."""
+    import os
+    import threading
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def run_workers(spec: dict, workers: int, ray_address: str | None, inputs=None) -> None:
@@ -151,7 +166,9 @@ def run_workers(spec: dict, workers: int, ray_address: str | None, inputs=None) 
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_process_worker, args=(dict(spec, threads=1), i), daemon=False)
+    import os
+
+    procs = [ctx.Process(target=_process_worker, args=(dict(spec, threads=1), i, os.getpid()), daemon=False)
              for i in range(workers)]
     log(f"search: {workers} worker processes on one study")
     for p in procs:

@@ -48,7 +48,8 @@ def publish_result(out: Path, result: dict, space, proxy, config) -> None:
                                **{k: chosen["measured"][k] for k in ("accuracy", "drop", "speedup", "ort_latency_ms",
                                                                      "macs", "size_mb")}}
     else:
-        picked = pick_finalists(result["trials"], config.target, 1)
+        here = [r for r in result["trials"] if (out / "trials" / f"{r['trial']:04d}" / "stages").is_dir()]
+        picked = pick_finalists(here, config.target, 1)
         if picked:
             row = picked[0]
             stage_dir = _last_stage(out / "trials" / f"{row['trial']:04d}")

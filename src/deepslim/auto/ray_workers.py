@@ -53,7 +53,12 @@ def run_on_ray(spec: dict, workers: int, address: str) -> int:
     """Run ``workers`` search workers as Ray tasks of one CPU each; returns the trials they finished."""
     ray = _ray()
     connect(address)
-    remote = ray.remote(num_cpus=1, max_retries=0)(_worker)
+    gpus = 0.0
+    if str(spec.get("device", "cpu")).startswith("cuda"):  # Ray hides GPUs from tasks that do not ask for one
+        if not ray.cluster_resources().get("GPU"):
+            raise DeepslimError("--device cuda, but the Ray cluster has no GPU", hint="use --device cpu with --ray")
+        gpus = 1.0 / max(1, workers)  # the workers share one GPU
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_worker)
     log(f"search: {workers} worker(s) as Ray tasks on {ray.cluster_resources().get('CPU', 0):g} CPUs")
     refs = [remote.remote(dict(spec, threads=1), i) for i in range(max(1, workers))]
     try:

@@ -33,7 +33,7 @@ def pareto_front(rows: list[dict], maximize_value: bool) -> list[dict]:
         value_ok = a["value"] >= b["value"] if maximize_value else a["value"] <= b["value"]
         return a["accuracy"] >= b["accuracy"] and value_ok
 
-    done = [r for r in rows if r.get("accuracy") is not None and r.get("value") is not None and not r.get("repeat_of")]
+    done = [r for r in rows if r.get("accuracy") is not None and r.get("value") is not None and r.get("repeat_of") is None]
     front = [r for r in done if not any(better_or_equal(o, r) and (o["accuracy"], o["value"]) != (r["accuracy"], r["value"])
                                         for o in done)]
     return sorted(front, key=lambda r: r["accuracy"])
@@ -73,11 +73,14 @@ def _distinct(rows: list[dict]) -> list[dict]:
 
 
 def choose(finalists: list[dict], target: Target, max_drop: float) -> tuple[dict | None, dict | None]:
-    """(best, fallback) among finished full runs: ``best`` is the one that keeps the accuracy bound and is
-    best on the target's metric (then fastest); ``fallback`` is the least-damaged one that misses it."""
-    def rank(r):
+    """(best, fallback) among finished full runs: ``best`` keeps the accuracy bound and is the fastest of
+    those reaching the target (none reaching it: the closest to it); ``fallback`` is the least-damaged
+    one that misses the bound."""
+    def rank(r):  # those reaching the target first, the fastest of them; then the closest to it
         value = r["measured"][target.metric]
-        return (-value if not target.minimize() else value, -r["measured"]["speedup"])
+        if target.met(r["measured"]):
+            return (0, -r["measured"]["speedup"])
+        return (1, -value if not target.minimize() else value)
 
     done = [r for r in finalists if r.get("measured")]
     keeps = [r for r in done if r["measured"]["drop"] <= max_drop + 1e-9]

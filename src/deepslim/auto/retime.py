@@ -37,7 +37,9 @@ def candidates(rows: list[dict], maximize_value: bool, n: int) -> list[dict]:
 def retime_candidates(out: Path, rows: list[dict], example, *, batch: int, seconds: float, maximize_value: bool,
                       n: int = 8) -> dict:
     """``{trial: {speedup, ort_latency_ms, ...}}`` for the ``n`` candidates, timed together with the input model."""
-    chosen = candidates(rows, maximize_value, n)
+    # with a shared database some trials ran on other machines: their files are not here to time
+    chosen = candidates([r for r in rows if r.get("onnx") and (out / "trials" / f"{r['trial']:04d}" / r["onnx"]).is_file()],
+                        maximize_value, n)
     if not chosen:
         return {}
     files = [out / "baseline" / "model.onnx"] + [out / "trials" / f"{r['trial']:04d}" / r["onnx"] for r in chosen]

@@ -81,7 +81,7 @@ class AutoConfig:
                 "study_name": self.study_name}
 
 
-def _prepare(out: Path, config: AutoConfig, overwrite: bool) -> dict:
+def _prepare(out: Path, config: AutoConfig, overwrite: bool, fingerprint: dict) -> dict:
     state_file = out / STATE
     if out.exists() and not out.is_dir():
         raise DeepslimError(f"--out {out} exists and is not a folder", hint="choose another --out")
@@ -96,8 +96,8 @@ def _prepare(out: Path, config: AutoConfig, overwrite: bool) -> dict:
         elif state.get("done"):
             raise DeepslimError(f"--out {out} already holds a finished auto run",
                                 hint="use --overwrite to replace it, or choose another folder")
-        elif state["fingerprint"] != config.fingerprint():
-            diff = {k: v for k, v in config.fingerprint().items() if state["fingerprint"].get(k) != v}
+        elif state["fingerprint"] != fingerprint:
+            diff = {k: v for k, v in fingerprint.items() if state["fingerprint"].get(k) != v}
             raise DeepslimError(f"--out {out} holds an auto run with other settings ({', '.join(diff)})",
                                 hint="rerun with the same settings to resume, or use --overwrite to start over")
         else:
@@ -106,7 +106,7 @@ def _prepare(out: Path, config: AutoConfig, overwrite: bool) -> dict:
         raise DeepslimError(f"--out {out} holds files that are not a deepslim auto run; refusing to use it",
                             hint="choose another folder")
     out.mkdir(parents=True, exist_ok=True)
-    state = {"fingerprint": config.fingerprint(), "spent_s": 0.0, "done": False}
+    state = {"fingerprint": fingerprint, "spent_s": 0.0, "done": False}
     write_json_atomic(state_file, state)
     return state
 
@@ -134,49 +134,53 @@ def auto_compress(model, data, config: AutoConfig, out, *, device: torch.device,
     (also ``OUT/metrics.json``). ``data_spec`` ({name, subset, options}) lets other workers load the data."""
     out = Path(out).resolve()
     started = time.time()
-    state = _prepare(out, config, overwrite)
+    fingerprint = config.fingerprint() | {"source": source, "data": data_spec}
+    state = _prepare(out, config, overwrite, fingerprint)
+    if overwrite and config.storage:  # starting over means the shared study too
+        _delete_study(config)
     deadline = started + config.budget_s - state.get("spent_s", 0.0)
     resume_hint = f"rerun `{command}` to resume" if command else "rerun the same command to resume"
 
     clock = _Clock(out / STATE, state, started)  # spent_s kept current: a run killed with -9 resumes with it
     try:
-        return _phases(model, data, config, out, state, clock.spend, deadline, resume_hint, device=device,
+        return _phases(model, data, config, out, state, clock, deadline, resume_hint, device=device,
                        data_spec=data_spec, source=source, command=command)
     finally:
         clock.stop()
 
 
-def _phases(model, data, config: AutoConfig, out: Path, state: dict, spend, deadline: float, resume_hint: str, *,
+def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, deadline: float, resume_hint: str, *,
             device, data_spec: dict, source: str, command: str) -> dict:
-    """The run's phases (see the module docstring); ``spend`` records the time used so far."""
+    """The run's phases (see the module docstring); ``clock`` records the time used and the state."""
+    spend = clock.spend
     if not (out / "input" / "model").is_dir():
         with torch.random.fork_rng(devices=[]):
             save(copy.deepcopy(model).cpu(), out / "input" / "model", overwrite=True)
     proxy = ProxyRun(model, data, device, images=config.proxy_images, batch=config.batch,
                      latency_seconds=config.latency_seconds, seed=config.seed)
     space = space_for(model, proxy.task.kind)
-    if "baseline_proxy" not in state:
+    if "baseline_proxy" not in state or "train_estimate_s" not in state:
         log(f"measuring the input model at the proxy fidelity (validation split, onnxruntime batch {config.batch})")
         t0 = time.perf_counter()
-        state["baseline_proxy"] = proxy.baseline(out / "baseline")
-        state["baseline_proxy"]["onnx"] = "baseline/model.onnx"
-        state["baseline_proxy"]["seconds"] = round(time.perf_counter() - t0, 1)
-        state["train_estimate_s"] = round(_train_estimate(proxy, min(space_epochs(space)), config), 1)
-        spend()
+        base = proxy.baseline(out / "baseline")
+        base.update(onnx="baseline/model.onnx", seconds=round(time.perf_counter() - t0, 1))
+        estimate = round(_train_estimate(proxy, min(space_epochs(space)), config), 1)
+        clock.record(baseline_proxy=base, train_estimate_s=estimate)  # both or neither, should a kill come
     base = state["baseline_proxy"]
     one_trial = 2 * base["seconds"] + state["train_estimate_s"]
     storage = {"kind": "rdb", "url": redact(config.storage), "study": config.study_name} if config.storage else \
         {"kind": "journal", "path": str(out / JOURNAL), "study": config.study_name}
     study = open_study(_spec(out, config, base, data_spec, device, deadline))
-    _check_same_search(study, config)
+    _check_same_search(study, config, state["fingerprint"])
     recover_stale_trials(study)
-    done_before = len(trial_rows(study, config.target))
-    if deadline - time.time() < one_trial and not done_before:
-        raise DeepslimError(f"--budget {format_seconds(config.budget_s)} is too small for one trial: a proxy trial of "
-                            f"this model takes about {format_seconds(one_trial)} here, and its full run far more",
-                            hint=f"give --budget {format_seconds(max(one_trial * 20, 600))} or more")
+    done_before = sum(r["state"] == "complete" for r in trial_rows(study, config.target))
     reserve = _reserve_seconds(config, state, data, len(proxy.data.train), space)
     search_deadline = max(time.time(), deadline - reserve)
+    if search_deadline - time.time() < one_trial and not done_before:
+        raise DeepslimError(f"--budget {format_seconds(config.budget_s)} is too small for one trial: a proxy trial of "
+                            f"this model takes about {format_seconds(one_trial)} here, and the full runs of the best "
+                            f"plans about {format_seconds(reserve)} more",
+                            hint=f"give --budget {format_seconds(max(one_trial * 10 + reserve, 600))} or more")
     log(f"search: until {format_seconds(search_deadline - time.time())} from now "
         f"({format_seconds(reserve)} kept for {config.top_k} full run(s)); study in {storage.get('path') or storage['url']}")
     spec = _spec(out, config, base, data_spec, device, search_deadline)
@@ -198,10 +202,9 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, spend, dead
         raise Interrupted(f"interrupted: {sum(r['state'] == 'complete' for r in rows)} finished trial(s) are kept "
                           f"in {storage.get('path') or storage['url']}", hint=resume_hint)
     if "retimed" not in state:  # once: a resumed run picks from the same figures
-        state["retimed"] = retime_candidates(out, rows, proxy.latency_input, batch=config.batch,
-                                             seconds=config.final_latency_seconds * 2,
-                                             maximize_value=not config.target.minimize(), n=config.retime)
-        spend()
+        clock.record(retimed=retime_candidates(out, rows, proxy.latency_input, batch=config.batch,
+                                               seconds=config.final_latency_seconds * 2,
+                                               maximize_value=not config.target.minimize(), n=config.retime))
     apply_retimed(rows, state["retimed"], config.target.metric)
     result["pareto"] = pareto_front(rows, not config.target.minimize())
     picked = pick_finalists(rows, config.target, config.top_k)
@@ -212,8 +215,7 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, spend, dead
     spend()
     result["spent_s"] = state["spent_s"]
     publish_result(out, result, space, proxy, config)
-    state["done"] = True
-    spend()
+    clock.record(done=True)
     return result
 
 
@@ -235,6 +237,12 @@ class _Clock:
             self.mark = now
             write_json_atomic(self.path, self.state)
 
+    def record(self, **values) -> None:
+        """Set state keys and write the state, under the lock the clock thread writes it with."""
+        with self._lock:
+            self.state.update(values)
+        self.spend()
+
     def _tick(self, every: float) -> None:
         while not self._stop.wait(every):
             self.spend()
@@ -243,13 +251,25 @@ class _Clock:
         self._stop.set()
 
 
-def _check_same_search(study, config: AutoConfig) -> None:
-    """A study joined through --storage must be the same search (target, bound, proxy, sampler, seed)."""
+def _delete_study(config: AutoConfig) -> None:
+    import optuna
+
+    from .study import open_storage
+
+    try:
+        optuna.delete_study(study_name=config.study_name, storage=open_storage(config.storage, Path(".")))
+        log(f"--overwrite: deleted study '{config.study_name}' from {redact(config.storage)}")
+    except KeyError:
+        pass
+
+
+def _check_same_search(study, config: AutoConfig, fingerprint: dict) -> None:
+    """A study joined through --storage must be the same search (model, data, target, bound, proxy, sampler)."""
     recorded = study.user_attrs.get("fingerprint")
     if recorded is None:
-        study.set_user_attr("fingerprint", config.fingerprint())
-    elif recorded != config.fingerprint():
-        diff = ", ".join(k for k, v in config.fingerprint().items() if recorded.get(k) != v)
+        study.set_user_attr("fingerprint", fingerprint)
+    elif recorded != fingerprint:
+        diff = ", ".join(k for k, v in fingerprint.items() if recorded.get(k) != v)
         raise DeepslimError(f"study '{config.study_name}' in the storage was started with other settings ({diff})",
                             hint="use the same settings to join it, or another --study-name")
 
@@ -284,9 +304,14 @@ def _run_finalists(model, data, space, picked, out, config, device, deadline, st
                    result) -> list[dict]:
     finalists, finished = [], []
     overhead = state["baseline_proxy"]["seconds"]
+    # the input model's timed epoch bounds any plan's (a pruned model trains faster); a trial's own time can
+    # be inflated by workers sharing the machine on one thread each, so the smaller estimate is taken
+    per_sample_epoch = state["train_estimate_s"] / max(1, min(config.proxy_images, len(data.train))) / max(
+        1, round(min(space_epochs(space)) * config.proxy_epoch_scale))
     for row in picked:
-        estimate = estimate_full_seconds(row, len(data.train), config.proxy_images,
-                                         proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead)
+        estimate = min(estimate_full_seconds(row, len(data.train), config.proxy_images,
+                                             proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead),
+                       per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)
         entry = {"trial": row["trial"], "plan": row["plan"], "description": row["description"], "proxy": row,
                  "estimate_s": round(estimate, 1), "folder": f"finalists/trial-{row['trial']:04d}"}
         finalists.append(entry)
@@ -298,12 +323,16 @@ def _run_finalists(model, data, space, picked, out, config, device, deadline, st
         try:
             metrics = run_finalist(model, data, space, row, out, device=device, max_drop=config.max_drop,
                                    latency_seconds=config.final_latency_seconds)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):  # compress turns Ctrl-C into Interrupted
             spend()
             result.update(status="interrupted", finalists=finalists)
             write_json_atomic(out / "metrics.json", result)
             raise Interrupted("interrupted during a finalist's full run; finished trials and stages are kept",
                               hint=resume_hint) from None
+        except DeepslimError as exc:  # one plan's full run failing does not end the others
+            entry["error"] = f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+            log(f"finalist trial {row['trial']} failed: {entry['error']}")
+            continue
         spend()
         entry["metrics"] = {k: metrics[k] for k in ("baseline", "final", "headline") if k in metrics}
         finished.append(entry)

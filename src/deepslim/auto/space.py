@@ -122,7 +122,8 @@ class TextSpace:
             parts.append(f"FFN -{plan['ffn_ratio'] * 100:.0f}%")
         if plan["head_ratio"]:
             parts.append(f"heads -{plan['head_ratio'] * 100:.0f}%")
-        parts.append(f"KD {plan['epochs']} ep")
+        if int(plan["keep_layers"]) < self.layers or plan["ffn_ratio"] or plan["head_ratio"] or plan["quantize"] == "none":
+            parts.append(f"KD {plan['epochs']} ep")
         parts.append({"none": "float32", "dynamic": "int8 dynamic"}.get(plan["quantize"], "int8 dynamic + embeddings"))
         return ", ".join(parts)
 

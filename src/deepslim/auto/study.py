@@ -24,6 +24,7 @@ from ..core import DeepslimError, log
 
 JOURNAL = "study.journal"
 HEARTBEAT_SECONDS = 30
+MAX_RETRIES = 2  # a killed trial's plan is queued again at most this many times
 GRACE_SECONDS = 120
 
 
@@ -88,7 +89,10 @@ def recover_stale_trials(study: optuna.Study) -> int:
         if owner.get("host") != host or _alive(owner.get("pid")):
             continue
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+        retries = int(trial.user_attrs.get("retries", 0))
+        if retries < MAX_RETRIES:  # a plan that kills its process every time is not queued for ever
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retries": retries + 1},
+                                skip_if_exists=False)
         stale += 1
     if stale:
         log(f"{stale} trial(s) left running by a killed process: marked failed, their plans queued again")

@@ -117,6 +117,10 @@ def run(args) -> int:
         raise DeepslimError("--out is or holds the input model's folder; the input is never overwritten",
                             hint="choose another --out")
     command = command_line(args) or ""
+    if config.storage:  # the command is recorded in metrics.json and the report: never with the password
+        from ..auto.study import redact
+
+        command = command.replace(config.storage, redact(config.storage))
     result = auto_compress(resolved.model, data, config, out, device=device,
                            data_spec={"name": data_name, "subset": args.subset, "options": options},
                            source=resolved.label, command=command.replace(" --overwrite", ""),
