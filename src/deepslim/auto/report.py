@@ -29,7 +29,8 @@ def pareto_plot(result: dict) -> str:
     import matplotlib.pyplot as plt
 
     metric = result["target"].split(">")[0].split("<")[0]
-    rows = [r for r in result["trials"] if r.get("accuracy") is not None and r.get("value") is not None]
+    rows = [r for r in result["trials"] if r.get("accuracy") is not None and r.get("value") is not None
+            and r.get("repeat_of") is None]  # a repeated plan is its original's point
     front = {r["trial"] for r in result["pareto"]}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for feasible, colour, label in ((True, "#1f77b4", "within the search's accuracy bound"),

@@ -56,8 +56,8 @@ def retime_candidates(out: Path, rows: list[dict], example, *, batch: int, secon
 
 def apply_retimed(rows: list[dict], retimed: dict, metric: str) -> None:
     """Put the retimed figures into the trial rows (in place); the trial's own stay as ``*_trial``."""
-    for r in rows:
-        again = retimed.get(str(r["trial"]))
+    for r in rows:  # a repeated plan's row carries its original's figures, retimed with it
+        again = retimed.get(str(r["trial"] if r.get("repeat_of") is None else r["repeat_of"]))
         if again is None:
             continue
         r["speedup_trial"], r["ort_latency_ms_trial"] = r["speedup"], r["ort_latency_ms"]

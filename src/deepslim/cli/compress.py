@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..core import DeepslimError, resolve_device
@@ -39,9 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print metrics.json")
     p.set_defaults(func=run)
 
-    r = add_command(sub, "report", help="rebuild the HTML report of a compress run",
+    r = add_command(sub, "report", help="rebuild the HTML report of a compress or auto run",
                     description="Rebuild OUT/report.html from OUT/metrics.json.")
-    r.add_argument("out", type=Path, metavar="OUT", help="the --out folder of `deepslim compress`")
+    r.add_argument("out", type=Path, metavar="OUT", help="the --out folder of `deepslim compress` or `deepslim auto`")
     r.set_defaults(func=run_report)
 
 
@@ -113,6 +114,13 @@ def _print_speedups(metrics: dict) -> None:
 
 
 def run_report(args) -> int:
+    metrics = args.out / "metrics.json"
+    if metrics.is_file() and "finalists" in json.loads(metrics.read_text()):  # a `deepslim auto` folder
+        from ..auto.report import write_auto_report
+
+        path = write_auto_report(args.out, json.loads(metrics.read_text()))
+        print(f"wrote {path}")
+        return 0
     path = write_report(args.out)
     print(f"wrote {path}")
     return 0
