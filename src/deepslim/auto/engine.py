@@ -124,8 +124,46 @@ def search_worker(spec: dict, seed_offset: int = 0, inputs=None) -> int:
     if remaining <= 0:
         return 0
     # a plan that fails (a DeepslimError, an export or runtime error) is recorded as a failed trial; the search goes on
-    study.optimize(objective, timeout=remaining, callbacks=callbacks, catch=(Exception,))
+    with _InterruptWatch() as watch:
+        study.optimize(objective, timeout=remaining, callbacks=[*callbacks, watch], catch=(Exception,))
     return _complete(study) - before
+
+
+class _InterruptWatch:
+    """Ctrl-C ends the search even when it lands in code that wraps exceptions (an ONNX export turns a
+    KeyboardInterrupt into its own error, which the search would record as a failed trial and go on):
+    the SIGINT handler notes it, and this callback raises it again after that trial."""
+
+    def __init__(self):
+        self.hit, self._previous = False, None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+
+            def handler(signum, frame):
+                self.hit = True
+                if callable(self._previous):
+                    self._previous(signum, frame)
+                else:
+                    raise KeyboardInterrupt
+
+            signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+    def __call__(self, study, trial) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
 
 
 def _complete(study) -> int:
