@@ -46,7 +46,7 @@ def open_storage(url: str | None, out: Path):
     try:
         return optuna.storages.RDBStorage(
             _driver_url(url), heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+            **_retry_once(),
             engine_kwargs={"pool_pre_ping": True, **({"connect_args": {"connect_timeout": 10}}
                                                      if url.startswith("postgresql") else {})})
     except ImportError as exc:
@@ -57,6 +57,18 @@ def open_storage(url: str | None, out: Path):
         raise DeepslimError(f"cannot reach the study storage {_redact(url)}: {reason}",
                             hint="check the host, port, user and database, or leave --storage out to keep "
                                  "the study in OUT") from None
+
+
+def _retry_once() -> dict:
+    """A stale trial (its worker stopped beating) is retried once: Optuna 4.9+ names this callback
+    ``heartbeat_stale_trial_callback`` (``failed_trial_callback`` is deprecated there)."""
+    import warnings
+
+    if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return {"heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1)}
 
 
 def _driver_url(url: str) -> str:
