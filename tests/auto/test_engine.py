@@ -7,6 +7,25 @@ from deepslim.auto.engine import _InterruptWatch, proxy_epochs
 
 
 def test_ctrl_c_swallowed_by_a_trial_still_ends_the_search():
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest-xdist workers ignore SIGINT
+    try:
+        _swallowed_interrupt_is_raised_again()
+    finally:
+        signal.signal(signal.SIGINT, outer)
+
+
+def test_an_ignored_sigint_stays_ignored():
+    outer = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _InterruptWatch() as watch:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)  # ignored: nothing raises
+            watch(None, None)
+    finally:
+        signal.signal(signal.SIGINT, outer)
+
+
+def _swallowed_interrupt_is_raised_again():
     with _InterruptWatch() as watch:
         try:  # code that wraps every exception, as an ONNX export does
             try:

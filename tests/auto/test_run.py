@@ -123,7 +123,9 @@ def test_ctrl_c_keeps_every_finished_trial(auto_cli, tmp_path):
     out = tmp_path / "out"
     command = auto_cli("--target", "macs<=1e9", "--max-drop", "100", "--trials", "60", "--sampler", "random",
                        "--out", str(out))
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a pytest-xdist worker ignores SIGINT, and a child inherits that: give the command the default, as a shell would
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline and len(_complete_trials(out) if (out / "study.journal").exists() else []) < 2:
         time.sleep(0.1)

@@ -141,15 +141,14 @@ class _InterruptWatch:
         import signal
         import threading
 
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
+        previous = signal.getsignal(signal.SIGINT)
+        # only where Ctrl-C raises at all (not in a thread, not where SIGINT is ignored, e.g. a background job)
+        if threading.current_thread() is threading.main_thread() and callable(previous):
+            self._previous = previous
 
             def handler(signum, frame):
                 self.hit = True
-                if callable(self._previous):
-                    self._previous(signum, frame)
-                else:
-                    raise KeyboardInterrupt
+                previous(signum, frame)
 
             signal.signal(signal.SIGINT, handler)
         return self
