@@ -6,7 +6,7 @@
   its plan queued again.
 - ``--storage postgresql://...`` (any SQLAlchemy URL): Optuna's RDB storage with a heartbeat,
   so a worker on another machine that dies has its trial failed after the grace period and
-  retried once (``RetryFailedTrialCallback``).
+  retried once (``RetryHeartbeatStaleTrialCallback``; older Optuna: ``RetryFailedTrialCallback``).
 
 Example:
     >>> storage = open_storage(None, Path("runs/auto"))                       # doctest: +SKIP
