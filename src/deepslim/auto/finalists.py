@@ -15,11 +15,16 @@ import json
 import time
 from pathlib import Path
 
-from ..core import log
+from ..core import DeepslimError, log
+from ..core.errors import Interrupted
+from ..export.files import write_json_atomic
 from ..pipeline import compress, parse_recipe
 from ..pipeline.publish import deployed_onnx
+from ..pipeline.tasks import task_for
 from ..profiling.latency import interleave_latency
-from .space import recipe_text
+from .engine import proxy_epochs
+from .space import recipe_text, space_epochs
+from .target import format_seconds
 
 FINALISTS = "finalists"
 
@@ -80,5 +85,57 @@ def measured_figures(metrics: dict, timed: dict, batch: int) -> dict:
             "run_seconds": metrics.get("run_seconds")}
 
 
-def remaining(deadline: float) -> float:
-    return deadline - time.time()
+def run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend, resume_hint,
+                  result) -> list[dict]:
+    """Full runs of the ``picked`` plans while the budget lasts (each skipped if its estimate exceeds what is
+    left, a failing one recorded), then all finished ones timed together with the input model."""
+    finalists, finished = [], []
+    overhead = state["baseline_proxy"]["seconds"]
+    # the input model's timed epoch bounds any plan's (a pruned model trains faster); a trial's own time can
+    # be inflated by workers sharing the machine on one thread each, so the smaller estimate is taken
+    per_sample_epoch = state["train_estimate_s"] / max(1, min(config.proxy_images, len(data.train))) / max(
+        1, round(min(space_epochs(space)) * config.proxy_epoch_scale))
+    for row in picked:
+        estimate = min(estimate_full_seconds(row, len(data.train), config.proxy_images,
+                                             proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead),
+                       per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)
+        entry = {"trial": row["trial"], "plan": row["plan"], "description": row["description"], "proxy": row,
+                 "estimate_s": round(estimate, 1), "folder": f"finalists/trial-{row['trial']:04d}"}
+        finalists.append(entry)
+        left = deadline - time.time()
+        if estimate > left and not (out / entry["folder"] / "state.json").is_file():
+            entry["skipped"] = f"its full run would take about {format_seconds(estimate)}; {format_seconds(left)} left"
+            log(f"finalist trial {row['trial']} skipped: {entry['skipped']}")
+            continue
+        try:
+            metrics = run_finalist(model, data, space, row, out, device=device, max_drop=config.max_drop,
+                                   latency_seconds=config.final_latency_seconds)
+        except (KeyboardInterrupt, Interrupted):  # compress turns Ctrl-C into Interrupted
+            spend()
+            result.update(status="interrupted", finalists=finalists)
+            write_json_atomic(out / "metrics.json", result)
+            raise Interrupted("interrupted during a finalist's full run; finished trials and stages are kept",
+                              hint=resume_hint) from None
+        except DeepslimError as exc:  # one plan's full run failing does not end the others
+            entry["error"] = f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+            log(f"finalist trial {row['trial']} failed: {entry['error']}")
+            continue
+        spend()
+        entry["metrics"] = {k: metrics[k] for k in ("baseline", "final", "headline") if k in metrics}
+        finished.append(entry)
+    if finished:
+        cases = dict(_full_task(proxy, data).latency_cases())
+        cases.setdefault(config.batch, next(iter(cases.values())))  # the search's batch, if the task's differ
+        baseline_onnx = out / entry_dir(finished[0]) / "stages" / "00-baseline" / "model.onnx"
+        timed = time_together(out, baseline_onnx, finished, sorted(cases.items()), config.final_latency_seconds * 10)
+        for entry in finished:
+            entry["measured"] = measured_figures(entry["metrics"], timed[entry["trial"]], config.batch)
+    return finalists
+
+
+def entry_dir(entry: dict) -> Path:
+    return Path(entry["folder"])
+
+
+def _full_task(proxy, data):
+    return task_for(data, proxy.model, proxy.device)

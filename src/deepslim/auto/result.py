@@ -47,8 +47,8 @@ def pick_finalists(rows: list[dict], target: Target, k: int) -> list[dict]:
     done = [r for r in rows if r.get("accuracy") is not None and r.get("repeat_of") is None]
     feasible = [r for r in done if r["feasible"]]
     if not feasible:
-        return _distinct(sorted(done, key=lambda r: r["drop"]))[:k]
-    front = _distinct(sorted(pareto_front(feasible, not target.minimize()),
+        return distinct_plans(sorted(done, key=lambda r: r["drop"]))[:k]
+    front = distinct_plans(sorted(pareto_front(feasible, not target.minimize()),
                              key=lambda r: (-r["value"] if not target.minimize() else r["value"])))
     # the accurate end of the front can be a plan that barely compresses: not worth a full run, so the
     # spread stops at half the best plan's gain (twice its cost)
@@ -62,7 +62,8 @@ def pick_finalists(rows: list[dict], target: Target, k: int) -> list[dict]:
     return [front[i] for i in spots]
 
 
-def _distinct(rows: list[dict]) -> list[dict]:
+def distinct_plans(rows: list[dict]) -> list[dict]:
+    """``rows`` in order, each plan once (its first row)."""
     picked, seen = [], set()
     for r in rows:
         key = tuple(sorted(r["plan"].items()))

@@ -18,20 +18,14 @@ from pathlib import Path
 
 from ..core import log
 from ..profiling.latency import interleave_latency
-from .result import pareto_front
+from .result import distinct_plans, pareto_front
 
 
 def candidates(rows: list[dict], maximize_value: bool, n: int) -> list[dict]:
     feasible = [r for r in rows if r.get("accuracy") is not None and r["feasible"] and r.get("repeat_of") is None]
     ranked = pareto_front(feasible, maximize_value) + sorted(feasible, key=lambda r: -r["value"] if maximize_value
                                                              else r["value"])
-    picked, seen = [], set()
-    for r in ranked:
-        key = tuple(sorted(r["plan"].items()))
-        if key not in seen:
-            seen.add(key)
-            picked.append(r)
-    return picked[:n]
+    return distinct_plans(ranked)[:n]
 
 
 def retime_candidates(out: Path, rows: list[dict], example, *, batch: int, seconds: float, maximize_value: bool,

@@ -37,12 +37,12 @@ from ..core import DeepslimError, log
 from ..core.errors import Interrupted
 from ..export import save
 from ..export.files import write_json_atomic
-from .engine import open_study, proxy_epochs, run_workers
-from .finalists import estimate_full_seconds, measured_figures, run_finalist, time_together
+from .engine import open_study, run_workers
+from .finalists import run_finalists
 from .publish import publish_result
 from .result import choose, pareto_front, pick_finalists, status_of, trial_rows
 from .retime import apply_retimed, retime_candidates
-from .space import space_for
+from .space import space_epochs, space_for
 from .study import JOURNAL, recover_stale_trials, redact
 from .target import Target, format_seconds
 from .trial import ProxyRun
@@ -208,7 +208,7 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
     apply_retimed(rows, state["retimed"], config.target.metric)
     result["pareto"] = pareto_front(rows, not config.target.minimize())
     picked = pick_finalists(rows, config.target, config.top_k)
-    finalists = _run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend,
+    finalists = run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend,
                                resume_hint, result)
     best, fallback = choose(finalists, config.target, config.max_drop)
     result.update(status=status_of(best, fallback, config.target), finalists=finalists, best=best, fallback=fallback)
@@ -274,12 +274,6 @@ def _check_same_search(study, config: AutoConfig, fingerprint: dict) -> None:
                             hint="use the same settings to join it, or another --study-name")
 
 
-def space_epochs(space) -> tuple:
-    from .space import EPOCHS_IMAGE, EPOCHS_TEXT
-
-    return EPOCHS_TEXT if space.kind == "retrieval" else EPOCHS_IMAGE
-
-
 def _reserve_seconds(config: AutoConfig, state: dict, data, n_proxy: int, space) -> float:
     """Time kept back from the search for the finalists' full runs: ``top_k`` runs at the space's longest
     fine-tune, scaled from the timed proxy epoch (at most 60% of the budget)."""
@@ -298,59 +292,3 @@ def _spec(out: Path, config: AutoConfig, base: dict, data_spec: dict, device, de
             "proxy_epoch_scale": config.proxy_epoch_scale, "batch": config.batch, "trials": config.trials,
             "latency_seconds": config.latency_seconds, "baseline_proxy": base, "data": data_spec,
             "device": str(device), "search_deadline": deadline}
-
-
-def _run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend, resume_hint,
-                   result) -> list[dict]:
-    finalists, finished = [], []
-    overhead = state["baseline_proxy"]["seconds"]
-    # the input model's timed epoch bounds any plan's (a pruned model trains faster); a trial's own time can
-    # be inflated by workers sharing the machine on one thread each, so the smaller estimate is taken
-    per_sample_epoch = state["train_estimate_s"] / max(1, min(config.proxy_images, len(data.train))) / max(
-        1, round(min(space_epochs(space)) * config.proxy_epoch_scale))
-    for row in picked:
-        estimate = min(estimate_full_seconds(row, len(data.train), config.proxy_images,
-                                             proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead),
-                       per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)
-        entry = {"trial": row["trial"], "plan": row["plan"], "description": row["description"], "proxy": row,
-                 "estimate_s": round(estimate, 1), "folder": f"finalists/trial-{row['trial']:04d}"}
-        finalists.append(entry)
-        left = deadline - time.time()
-        if estimate > left and not (out / entry["folder"] / "state.json").is_file():
-            entry["skipped"] = f"its full run would take about {format_seconds(estimate)}; {format_seconds(left)} left"
-            log(f"finalist trial {row['trial']} skipped: {entry['skipped']}")
-            continue
-        try:
-            metrics = run_finalist(model, data, space, row, out, device=device, max_drop=config.max_drop,
-                                   latency_seconds=config.final_latency_seconds)
-        except (KeyboardInterrupt, Interrupted):  # compress turns Ctrl-C into Interrupted
-            spend()
-            result.update(status="interrupted", finalists=finalists)
-            write_json_atomic(out / "metrics.json", result)
-            raise Interrupted("interrupted during a finalist's full run; finished trials and stages are kept",
-                              hint=resume_hint) from None
-        except DeepslimError as exc:  # one plan's full run failing does not end the others
-            entry["error"] = f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")
-            log(f"finalist trial {row['trial']} failed: {entry['error']}")
-            continue
-        spend()
-        entry["metrics"] = {k: metrics[k] for k in ("baseline", "final", "headline") if k in metrics}
-        finished.append(entry)
-    if finished:
-        cases = dict(_full_task(proxy, data).latency_cases())
-        cases.setdefault(config.batch, next(iter(cases.values())))  # the search's batch, if the task's differ
-        baseline_onnx = out / entry_dir(finished[0]) / "stages" / "00-baseline" / "model.onnx"
-        timed = time_together(out, baseline_onnx, finished, sorted(cases.items()), config.final_latency_seconds * 10)
-        for entry in finished:
-            entry["measured"] = measured_figures(entry["metrics"], timed[entry["trial"]], config.batch)
-    return finalists
-
-
-def entry_dir(entry: dict) -> Path:
-    return Path(entry["folder"])
-
-
-def _full_task(proxy: ProxyRun, data):
-    from ..pipeline.tasks import task_for
-
-    return task_for(data, proxy.model, proxy.device)

@@ -148,3 +148,8 @@ def space_for(model, task_kind: str):
 
         return TextSpace(int(model.num_layers) if isinstance(model, SentenceEmbedder) else 6)
     return ImageSpace()
+
+
+def space_epochs(space) -> tuple:
+    """The fine-tune epochs a space's plans choose from."""
+    return EPOCHS_TEXT if space.kind == "retrieval" else EPOCHS_IMAGE

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core import DeepslimError, resolve_device
-from ..data import load_dataset
-from .args import add_command, command_line, parse_kwargs, print_json
-from .resolve import add_model_source_args, resolve_model
+from .args import add_command, command_line, print_json
+from .resolve import add_model_source_args, resolve_model_and_data
 
 # Exit statuses: 0 met; these tell the rest apart (2 stays a usage or input error, 130 an interrupt).
 EXIT = {"met": 0, "not met": 3, "budget exhausted": 4}
@@ -102,20 +101,7 @@ def run(args) -> int:
         from ..auto.ray_workers import connect
 
         connect(config.ray)
-    if args.pretrained and (args.model or args.model_dir):
-        raise DeepslimError("give one model source: DIR, --model or --pretrained")
-    resolved = resolve_model(args.pretrained or args.model, args.model_dir, parse_kwargs(args.model_arg))
-    meta = getattr(resolved.model, "deepslim_metadata", None) or {}
-    data_name = args.data or meta.get("dataset", {}).get("name")
-    if not data_name:
-        raise DeepslimError(f"{resolved.label} does not record its data set", hint="pass --data NAME")
-    options = {"data_dir": args.data_dir} if args.data_dir else {}
-    data = load_dataset(data_name, subset=args.subset, **options)
-    out = args.out.resolve()
-    inputs = [Path(p).resolve() for p in (resolved.artifact_dir, resolved.folder and resolved.folder.path) if p]
-    if any(out == p or out in p.parents for p in inputs):
-        raise DeepslimError("--out is or holds the input model's folder; the input is never overwritten",
-                            hint="choose another --out")
+    resolved, data, data_name, options, out = resolve_model_and_data(args)
     command = command_line(args) or ""
     if config.storage:  # the command is recorded in metrics.json and the report: never with the password
         from ..auto.study import redact

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..core import DeepslimError, resolve_device
-from ..data import load_dataset
+from ..core import resolve_device
 from ..pipeline import TECHNIQUES, compress, load_recipe
 from ..pipeline.compare import RUNTIME, batch_keys
 from ..pipeline.headline import summary_line, targets_line
 from ..pipeline.report import write_report
 from ..pipeline.runner import resume_command
 from ..profiling.latency import describe_speedup
-from .args import add_command, command_line, parse_kwargs, print_json
-from .resolve import add_model_source_args, resolve_model
+from .args import add_command, command_line, print_json
+from .resolve import add_model_source_args, resolve_model_and_data
 
 
 def add_parser(sub) -> None:
@@ -49,20 +48,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     recipe = load_recipe(args.recipe)  # validated before anything else happens
     device = resolve_device(args.device)  # so is the device: a missing GPU is refused before any work
-    if args.pretrained and (args.model or args.model_dir):
-        raise DeepslimError("give one model source: DIR, --model or --pretrained")
-    resolved = resolve_model(args.pretrained or args.model, args.model_dir, parse_kwargs(args.model_arg))
-    meta = getattr(resolved.model, "deepslim_metadata", None) or {}
-    data_name = args.data or meta.get("dataset", {}).get("name") or meta.get("nas", {}).get("data", {}).get("name")
-    if not data_name:
-        raise DeepslimError(f"{resolved.label} does not record its data set", hint="pass --data NAME")
-    options = {"data_dir": args.data_dir} if args.data_dir else {}
-    data = load_dataset(data_name, subset=args.subset, **options)
-    out = args.out.resolve()
-    inputs = [Path(p).resolve() for p in (resolved.artifact_dir, resolved.folder and resolved.folder.path) if p]
-    if any(out == p or out in p.parents for p in inputs):  # --overwrite would delete the input with the run
-        raise DeepslimError("--out is or holds the input model's folder; the input is never overwritten",
-                            hint="choose another --out")
+    resolved, data, _, _, _ = resolve_model_and_data(args)
     command = command_line(args) or ""
     if command:  # Ctrl-C outside a stage (the baseline, the final timing): main prints this
         args.interrupt_hint = f"rerun `{resume_command(command)}` to resume"

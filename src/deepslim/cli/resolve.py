@@ -236,3 +236,27 @@ def add_model_source_args(parser: argparse.ArgumentParser) -> None:
                         help="saved model folder, a `deepslim compress` --out folder, or one of its stages/NN-name")
     parser.add_argument("--model", help="shipped baseline (e.g. fmnist-resnet) or zoo model name instead of DIR")
     parser.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="zoo model option, repeatable")
+
+
+def resolve_model_and_data(args):
+    """What `compress` and `auto` start from: the model (DIR, --model or --pretrained), the data set it
+    records (or --data; --data-dir, --subset) and a resolved --out that neither is nor holds the input.
+    Returns ``(resolved, data, data_name, options, out)``."""
+    from ..data import load_dataset
+    from .args import parse_kwargs
+
+    if args.pretrained and (args.model or args.model_dir):
+        raise DeepslimError("give one model source: DIR, --model or --pretrained")
+    resolved = resolve_model(args.pretrained or args.model, args.model_dir, parse_kwargs(args.model_arg))
+    meta = getattr(resolved.model, "deepslim_metadata", None) or {}
+    data_name = args.data or meta.get("dataset", {}).get("name") or meta.get("nas", {}).get("data", {}).get("name")
+    if not data_name:
+        raise DeepslimError(f"{resolved.label} does not record its data set", hint="pass --data NAME")
+    options = {"data_dir": args.data_dir} if args.data_dir else {}
+    data = load_dataset(data_name, subset=args.subset, **options)
+    out = args.out.resolve()
+    inputs = [Path(p).resolve() for p in (resolved.artifact_dir, resolved.folder and resolved.folder.path) if p]
+    if any(out == p or out in p.parents for p in inputs):  # --overwrite would delete the input with the run
+        raise DeepslimError("--out is or holds the input model's folder; the input is never overwritten",
+                            hint="choose another --out")
+    return resolved, data, data_name, options, out
