@@ -17,6 +17,7 @@ from .lowrank import Factorization, factorize_  # noqa: E402
 from .models import create_model, list_models  # noqa: E402
 from .profiling import profile  # noqa: E402
 from .prune import (  # noqa: E402
+    BlockDropping,
     ChannelPruning,
     FFNPruning,
     HeadPruning,
@@ -29,7 +30,7 @@ from .prune import (  # noqa: E402
 from .quantize import PTQConfig, export_int8, export_int8_dynamic, quantize_  # noqa: E402
 from .train import Callback, Classification, EmbeddingMatch, Task, TrainConfig, Trainer, evaluate, train  # noqa: E402
 
-__all__ = ["Callback", "Classification", "EmbeddingMatch", "Task", "ChannelPruning", "Config", "Factorization", "factorize_", "FFNPruning", "HeadPruning", "KD", "LayerDropping", "distill", "MagnitudePruning", "NMSparsity", "RandomPruning", "prune_",
+__all__ = ["Callback", "Classification", "EmbeddingMatch", "Task", "ChannelPruning", "Config", "Factorization", "factorize_", "FFNPruning", "HeadPruning", "KD", "BlockDropping", "LayerDropping", "distill", "MagnitudePruning", "NMSparsity", "RandomPruning", "prune_",
            "profile", "PTQConfig", "export_int8", "export_int8_dynamic", "quantize_", "DeepslimError", "TrainConfig", "Trainer", "__version__", "create_model",
            "evaluate", "export_onnx", "list_datasets", "list_models", "list_pretrained", "load", "load_dataset",
            "load_pretrained", "onnx_session", "save", "seed_everything", "train"]

@@ -54,3 +54,33 @@ def test_suggestions_cover_the_declared_choices():
         seen.add(plan["quantize"])
         study.tell(trial, 0.0)
     assert seen == {"ptq-percentile", "ptq-minmax", "qat", "none"}
+
+
+def test_block_dropping_is_searched_only_for_models_with_droppable_blocks():
+    import torch
+
+    import deepslim
+    from deepslim.auto.space import space_for
+
+    example = torch.zeros(1, 1, 28, 28)
+    assert space_for(deepslim.create_model("resnet8"), "classification", example).blocks == 1
+    assert space_for(deepslim.create_model("resnet20"), "classification", example).blocks == 7
+    assert space_for(deepslim.create_model("lenet5"), "classification", example).blocks == 0
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    dropped = set()
+    for _ in range(30):
+        trial = study.ask()
+        plan = ImageSpace(blocks=7).suggest(trial)
+        dropped.add(plan["drop_blocks"])
+        assert "drop_blocks" not in ImageSpace(blocks=0).suggest(study.ask())
+        study.tell(trial, 0.0)
+    assert dropped == {0, 1, 2, 3}  # at most half of the droppable blocks
+
+
+def test_a_plan_dropping_blocks_drops_them_first():
+    plan = {"drop_blocks": 1, "ratio": 0.5, "allocation": "uniform", "round_to": 8, "factorize": "none",
+            "quantize": "ptq-percentile", "epochs": 14}
+    recipe = parse_recipe(recipe_text(ImageSpace(blocks=1), plan))
+    assert [s.technique for s in recipe.stages] == ["block_dropping", "channel_pruning", "quantize"]
+    assert recipe.stages[0].config.blocks == 1 and recipe.stages[1].finetune.epochs == 14
+    assert recipe.description == "drop 1 block, prune 50% uniform (round 8), KD 14 ep, int8 PTQ percentile"

@@ -179,6 +179,26 @@ def test_adaptive_pruning_stage(trained, tmp_path, fake_compare):
     assert deepslim.load(tmp_path / "out" / "model")(data.test.images[:2]).shape == (2, 10)
 
 
+def test_block_dropping_then_channel_pruning_then_int8(trained, tmp_path, fake_compare):
+    model, data = trained
+    recipe = parse_recipe("""stages:
+  - technique: block_dropping
+    blocks: 1
+  - technique: channel_pruning
+    ratio: 0.3
+    round_to: 8
+    finetune: {epochs: 1, batch_size: 32, distill: true}
+  - technique: quantize
+""")
+    metrics = compress(model, data, recipe, tmp_path / "out", device=torch.device("cpu"), latency_seconds=0.05,
+                       compare=fake_compare({}))
+    dropped, pruned, _ = metrics["stages"]
+    assert list(dropped["details"]["plan"]["layers"]) == ["stages.0.0"]  # resnet8's only identity-shortcut block
+    assert dropped["macs"] < metrics["baseline"]["macs"] and pruned["macs"] < dropped["macs"]
+    back = deepslim.load(tmp_path / "out" / "model")
+    assert isinstance(back.stages[0][0], torch.nn.Identity) and back(data.test.images[:2]).shape == (2, 10)
+
+
 def test_a_resume_on_other_data_is_refused(tmp_path):
     # An unfinished run fine-tuned on one --subset; resuming it on other images would mix two data sets
     # in one run while metrics.json records the first.

@@ -112,7 +112,7 @@ def search_worker(spec: dict, seed_offset: int = 0, inputs=None) -> int:
     study = open_study(spec, seed_offset)
     proxy = ProxyRun(model, data, device, images=spec["proxy_images"], batch=spec["batch"],
                      latency_seconds=spec["latency_seconds"], seed=spec["seed"])
-    space = space_for(model, proxy.task.kind)
+    space = space_for(model, proxy.task.kind, proxy.task.example)
     objective = Objective(spec, proxy, space, study)
     before = _complete(study)
     callbacks = []

@@ -158,7 +158,7 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
             save(copy.deepcopy(model).cpu(), out / "input" / "model", overwrite=True)
     proxy = ProxyRun(model, data, device, images=config.proxy_images, batch=config.batch,
                      latency_seconds=config.latency_seconds, seed=config.seed)
-    space = space_for(model, proxy.task.kind)
+    space = space_for(model, proxy.task.kind, proxy.task.example)
     if "baseline_proxy" not in state or "train_estimate_s" not in state:
         log(f"measuring the input model at the proxy fidelity (validation split, onnxruntime batch {config.batch})")
         t0 = time.perf_counter()

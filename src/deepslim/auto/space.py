@@ -4,8 +4,10 @@ A plan is a flat dict of choices (what Optuna suggests and stores); ``recipe_tex
 the YAML recipe `deepslim compress` runs, at full fidelity or as a short proxy. The winning plan's
 full recipe is written next to the result, so `deepslim compress --recipe` reproduces it.
 
-- ``ImageSpace`` (classifiers): channel pruning (uniform or global ranking, ratio, ``round_to``),
-  optional low-rank factorization, int8 by PTQ (observer) or QAT, or none; KD fine-tune epochs.
+- ``ImageSpace`` (classifiers): blocks dropped (when the model has droppable blocks: residual blocks
+  with an identity shortcut; at batch 1 the int8 time is per-node overhead, and only removing depth
+  removes nodes), channel pruning (uniform or global ranking, ratio, ``round_to``), optional low-rank
+  factorization, int8 by PTQ (observer) or QAT, or none; KD fine-tune epochs.
   Sensitivity and adaptive allocation are not searched: each runs its own scan (about 11 min on
   the flagship), too dear per trial (BENCHMARKS.md).
 - ``TextSpace`` (sentence embedders): encoder layers kept, FFN neurons and attention heads removed,
@@ -21,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+
 import yaml
 
 EPOCHS_IMAGE = (6, 10, 14, 20)
@@ -35,16 +39,23 @@ def _finetune(epochs: int, lr: float, batch_size: int | None = None) -> dict:
 
 
 class ImageSpace:
-    """Plans for an image classifier. ``ratios`` bounds the share of channels removed."""
+    """Plans for an image classifier. ``ratio_low``/``ratio_high`` bound the share of channels removed;
+    ``blocks`` is how many blocks the model has that ``block_dropping`` may remove (0: not searched)."""
 
     kind = "classification"
     lr = 0.02  # the demo's KD learning rate (recipes/prune-quantize.yaml)
 
-    def __init__(self, ratio_low: float = 0.3, ratio_high: float = 0.75):
-        self.ratio_low, self.ratio_high = ratio_low, ratio_high
+    def __init__(self, ratio_low: float = 0.3, ratio_high: float = 0.75, blocks: int = 0):
+        self.ratio_low, self.ratio_high, self.blocks = ratio_low, ratio_high, blocks
 
     def suggest(self, trial) -> dict:
+        depth = {}
+        if self.blocks:  # a model without droppable blocks keeps the space (and a study) as it was
+            # at most half of them (at least one): removing more depth than that makes another architecture,
+            # which the NAS commands search
+            depth["drop_blocks"] = trial.suggest_int("drop_blocks", 0, max(1, self.blocks // 2))
         return {
+            **depth,
             "ratio": trial.suggest_float("ratio", self.ratio_low, self.ratio_high, step=0.05),
             "allocation": trial.suggest_categorical("allocation", ["uniform", "global"]),
             "round_to": trial.suggest_categorical("round_to", [1, 8, 16]),
@@ -59,6 +70,8 @@ class ImageSpace:
         if int(plan["round_to"]) > 1:
             prune["round_to"] = int(plan["round_to"])
         stages = [prune]
+        if int(plan.get("drop_blocks", 0)):
+            stages.insert(0, {"technique": "block_dropping", "name": "drop-blocks", "blocks": int(plan["drop_blocks"])})
         if plan["factorize"] != "none":
             method, energy = plan["factorize"].split("-")
             stages.append({"technique": "factorize", "name": "factorize", "method": method, "energy": float(energy)})
@@ -72,6 +85,9 @@ class ImageSpace:
     def describe(self, plan: dict) -> str:
         rounding = f" (round {plan['round_to']})" if int(plan["round_to"]) > 1 else ""
         parts = [f"prune {plan['ratio'] * 100:.0f}% {plan['allocation']}{rounding}"]
+        dropped = int(plan.get("drop_blocks", 0))
+        if dropped:
+            parts.insert(0, f"drop {dropped} block{'s' if dropped > 1 else ''}")
         if plan["factorize"] != "none":
             parts.append(f"factorize {plan['factorize']}")
         parts.append(f"KD {plan['epochs']} ep")
@@ -141,13 +157,18 @@ def recipe_text(space, plan: dict, *, epochs: int | None = None, max_batch: int 
     return yaml.safe_dump(body, sort_keys=False, default_flow_style=None, width=120)
 
 
-def space_for(model, task_kind: str):
-    """The plan space that fits the model and task (text: as many layers as the encoder has)."""
+def space_for(model, task_kind: str, example=None):
+    """The plan space that fits the model and task (text: as many layers as the encoder has; images:
+    block dropping when ``example``, an input batch, shows the model has droppable blocks)."""
     if task_kind == "retrieval":
         from ..text.embedder import SentenceEmbedder
 
         return TextSpace(int(model.num_layers) if isinstance(model, SentenceEmbedder) else 6)
-    return ImageSpace()
+    if example is None:
+        return ImageSpace()
+    from ..prune import droppable_blocks
+
+    return ImageSpace(blocks=len(droppable_blocks(copy.deepcopy(model), example)))
 
 
 def space_epochs(space) -> tuple:

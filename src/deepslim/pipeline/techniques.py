@@ -22,6 +22,7 @@ from ..core.text import plural
 from ..lowrank import Factorization, factorize_
 from ..profiling.counting import count_ops
 from ..prune import (
+    BlockDropping,
     ChannelPruning,
     FFNPruning,
     HeadPruning,
@@ -260,6 +261,8 @@ TECHNIQUES: dict[str, Technique] = {
     "head_pruning": Technique(HeadPruning, _prune, "remove whole attention heads (head counts updated)", tasks=BOTH),
     "ffn_pruning": Technique(FFNPruning, _prune, "remove hidden neurons of feed-forward blocks", tasks=BOTH),
     "layer_dropping": Technique(LayerDropping, _prune, "remove whole encoder layers (greedy by loss, or by position)",
+                                tasks=BOTH),
+    "block_dropping": Technique(BlockDropping, _prune, "remove whole blocks of depth (residual blocks, greedy by loss)",
                                 tasks=BOTH),
     "factorize": Technique(Factorization, _factorize, "low-rank factorization (svd, spatial, tucker)", tasks=BOTH),
     "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime (QDQ, per-channel "

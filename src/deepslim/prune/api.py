@@ -13,9 +13,11 @@ from torch import nn
 from ..core import Config, DeepslimError
 from ..core.inputs import check_inputs
 from ..export.files import write_atomic, write_json_atomic
+from .blocks import drop_blocks
 from .config import (
     STRUCTURED,
     UNSTRUCTURED,
+    BlockDropping,
     ChannelPruning,
     HeadPruning,
     LayerDropping,
@@ -117,9 +119,10 @@ def prune_(model: nn.Module, config: Config, *, example_inputs=None, filter_fn=N
     - Unstructured (``MagnitudePruning``, ``RandomPruning``, ``NMSparsity``): zeroes weights and
       returns their masks; keep them through fine-tuning with ``KeepMasked(plan.masks)``.
       Passing the previous round's ``masks`` makes masks only shrink (iterative pruning).
-    - Structured (``ChannelPruning``, ``HeadPruning``, ``FFNPruning``, ``LayerDropping``): removes
-      channels, whole attention heads, FFN neurons or whole encoder layers for real; needs
-      ``example_inputs``. ``LayerDropping(selection="greedy_loss")`` measures the loss of ``task`` on
+    - Structured (``ChannelPruning``, ``HeadPruning``, ``FFNPruning``, ``LayerDropping``,
+      ``BlockDropping``): removes channels, whole attention heads, FFN neurons, whole encoder layers
+      or whole blocks for real; needs
+      ``example_inputs``. ``LayerDropping(selection="greedy_loss")`` and ``BlockDropping`` measure the loss of ``task`` on
       ``data`` (without data: the distance to the unpruned model's outputs on ``example_inputs``).
 
     ``example_inputs`` is what the model is called with: a tensor, a tuple (positional
@@ -143,7 +146,7 @@ def prune_(model: nn.Module, config: Config, *, example_inputs=None, filter_fn=N
     if not isinstance(config, (*STRUCTURED, *UNSTRUCTURED)):
         raise DeepslimError(f"{type(config).__name__} is not a pruning config",
                             hint="use MagnitudePruning, RandomPruning, NMSparsity, ChannelPruning, HeadPruning, "
-                                 "FFNPruning or LayerDropping")
+                                 "FFNPruning, LayerDropping or BlockDropping")
     if example_inputs is not None:
         check_inputs(model, example_inputs)  # before any work, naming forward's parameters
     params_before = sum(p.numel() for p in model.parameters())
@@ -156,7 +159,9 @@ def prune_(model: nn.Module, config: Config, *, example_inputs=None, filter_fn=N
         skipped = [name for name, cfg in (layers or {}).items() if cfg is None]
         kwargs = dict(skip_head=skip_head, ignored=skipped, data=data, task=_task(task, loss_fn))
         heads, blocks = {}, {}
-        if isinstance(config, LayerDropping):
+        if isinstance(config, BlockDropping):
+            changed = drop_blocks(model, config, example_inputs, data=data, task=kwargs["task"])
+        elif isinstance(config, LayerDropping):
             changed = drop_layers(model, config, example_inputs, data=data, task=kwargs["task"])
         elif isinstance(config, ChannelPruning):
             changed = channel_prune(model, config, example_inputs, **kwargs)

@@ -176,5 +176,37 @@ class LayerDropping(Config):
                                 hint="e.g. stack='bert.encoder.layer'")
 
 
+@dataclass
+class BlockDropping(Config):
+    """Remove whole blocks of a network's depth: a block whose output has its input's shape (a
+    residual block with an identity shortcut, a stride-1 inverted residual, a transformer block in an
+    ``nn.Sequential``) is replaced by ``nn.Identity``, so the graph loses all its layers.
+
+    ``blocks`` blocks are removed, chosen greedily: each round drops the candidate whose removal
+    raises the loss on the data least. ``names`` lists the blocks to remove instead (module names,
+    e.g. ``"stages.0.0"``). A candidate is a module with parameters and children, called once with one
+    tensor and returning a tensor of the same shape, inside an ``nn.Sequential``; of nested candidates
+    only the innermost count (a stage of one block is that block). See ``prune/blocks.py``.
+
+    Example:
+        >>> BlockDropping(blocks=2).blocks
+        2
+    """
+
+    blocks: int = 1
+    names: list | None = None
+
+    def __post_init__(self):
+        self.check_range("blocks", 1, None, integer=True)
+        if self.names is not None:
+            if isinstance(self.names, tuple):
+                self.names = list(self.names)
+            if not isinstance(self.names, list) or not self.names or not all(isinstance(n, str) and n for n in self.names):
+                raise DeepslimError(f"BlockDropping.names = {self.names!r} must be a non-empty list of module names",
+                                    hint="e.g. names=['stages.0.0'] (deepslim.prune.droppable_blocks lists them)")
+            if len(set(self.names)) != len(self.names):
+                raise DeepslimError(f"BlockDropping.names = {self.names!r} repeats a block", hint="name each block once")
+
+
 UNSTRUCTURED = (MagnitudePruning, RandomPruning, NMSparsity)
-STRUCTURED = (ChannelPruning, HeadPruning, FFNPruning, LayerDropping)
+STRUCTURED = (ChannelPruning, HeadPruning, FFNPruning, LayerDropping, BlockDropping)

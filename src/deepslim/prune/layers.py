@@ -16,13 +16,11 @@ task use the mean squared distance to the unpruned model's outputs.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..core import DeepslimError
-from ..core.inputs import call_model, check_same_structure, output_tensors, split_batch
 from .config import LayerDropping
-from .structured import _one_batch
+from .loss import DataLoss
 
 LOOKED_FOR = ("an nn.ModuleList of at least two identical layers whose class name ends with 'Layer' "
               "(Hugging Face BertEncoder.layer, nn.TransformerEncoder.layers)")
@@ -96,51 +94,7 @@ def _sync_counts(model: nn.Module, name: str, before: int, after: int, kept: lis
                 module.layer_idx = index
 
 
-class _Loss:
-    """The summed loss of the model over the batches (per-sample sums, so batch sizes weigh right)."""
-
-    def __init__(self, model: nn.Module, data, example_inputs, task):
-        if data is None and example_inputs is None:
-            raise DeepslimError("LayerDropping(selection='greedy_loss') needs data or example_inputs to measure a loss",
-                                hint="pass data=[(inputs, target), ...] (validation batches)")
-        batches = [data] if _one_batch(data) else list(data) if data is not None else [example_inputs]
-        if not batches:
-            raise DeepslimError("LayerDropping got no data batches", hint="pass data=[(inputs, target), ...]")
-        check_same_structure(batches)
-        self.batches = [split_batch(b) for b in batches]
-        has_targets = all(t is not None for _, t in self.batches)
-        if task is None and has_targets:
-            from ..train.task import Classification
-
-            task = Classification()
-        if task is not None and task.needs_target and not has_targets:
-            raise DeepslimError("LayerDropping's loss needs targets, and the data has none",
-                                hint="pass data=[(inputs, target), ...], a task with a teacher, or no task (outputs "
-                                     "are then compared with the unpruned model's)")
-        self.model, self.task = model, task
-        with torch.no_grad():  # once: a teacher's outputs do not change while layers are tried
-            if task is None:  # no targets, no task: stay close to what the unpruned model returns
-                self.references = [[t.detach() for t in output_tensors(call_model(model, x))]
-                                   for x, _ in self.batches]
-            else:
-                self.references = [task.reference(x, t) for x, t in self.batches]
-
-    @torch.no_grad()
-    def __call__(self) -> float:
-        total = 0.0
-        for i, (inputs, target) in enumerate(self.batches):
-            outputs = call_model(self.model, inputs)
-            if self.task is None:
-                total += sum(float((o.float() - r.float()).pow(2).mean()) * len(o)
-                             for o, r in zip(output_tensors(outputs), self.references[i]))
-            else:
-                if i == 0:
-                    self.task.check(outputs, self.references[i])
-                total += float(self.task.loss(outputs, self.references[i], reduction="sum"))
-        return total
-
-
-def _greedy(model: nn.Module, name: str, keep: int, loss: _Loss) -> tuple[list[int], list[dict]]:
+def _greedy(model: nn.Module, name: str, keep: int, loss: DataLoss) -> tuple[list[int], list[dict]]:
     """Drop, one at a time, the layer whose removal raises the loss least; returns (kept, per-round losses)."""
     layers = list(model.get_submodule(name))
     kept, rounds = list(range(len(layers))), []
@@ -194,7 +148,7 @@ def drop_layers(model: nn.Module, cfg: LayerDropping, example_inputs=None, *, da
             was_training = model.training
             model.eval()
             try:
-                kept, rounds = _greedy(model, name, keep, _Loss(model, data, example_inputs, task))
+                kept, rounds = _greedy(model, name, keep, DataLoss(model, data, example_inputs, task, owner="LayerDropping(selection='greedy_loss')"))
             finally:
                 model.train(was_training)
     layers = list(stack)
