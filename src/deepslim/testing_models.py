@@ -161,8 +161,9 @@ def model_cases(n_batches: int = 3, batch: int = 8) -> dict[str, ModelCase]:
     def two_input(n):
         return torch.randn(n, 1, 12, 12, generator=g), torch.randn(n, 6, generator=g)
 
+    no_blocks = {"BlockDropping": "no residual block inside an nn.Sequential"}
     no_heads = {"HeadPruning": "the model has no attention heads",
-                "LayerDropping": "the model has no stack of identical encoder layers"}
+                "LayerDropping": "the model has no stack of identical encoder layers", **no_blocks}
     per_sample = (1 * 8 * 9 + 8 * 8 * 9) * 12 * 12 + 6 * 16 + 24 * 3  # conv1, conv2 (3x3 on 12x12), side, head
     cases.append(ModelCase(
         "two_input", TwoInputNet, two_input(2),
@@ -179,7 +180,8 @@ def model_cases(n_batches: int = 3, batch: int = 8) -> dict[str, ModelCase]:
     cases.append(ModelCase(
         "tiny_bert", TinyBertClassifier, _ids(g, 2, 12, 100),
         [(_ids(g, batch, 12, 100), torch.randint(0, 2, (batch,), generator=g)) for _ in range(n_batches)],
-        "classification", dynamic_sequence=True, allow_modules=("transformers",), requires=("transformers",)))
+        "classification", dynamic_sequence=True, allow_modules=("transformers",), requires=("transformers",),
+        not_applicable=no_blocks))  # BERT layers sit in a ModuleList and take a mask: layer_dropping's job
 
     def tied_ids(n):
         return torch.randint(0, 40, (n, 8), generator=g)

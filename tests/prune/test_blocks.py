@@ -29,18 +29,52 @@ def test_candidates_are_the_identity_shortcut_blocks():
     assert droppable_blocks(deepslim.create_model("resnet8"), X) == ["stages.0.0"]
 
 
-def test_blocks_inside_other_containers_or_called_twice_are_not_candidates():
+class Residual(nn.Module):
+    def __init__(self, width: int = 4):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def test_only_residual_blocks_held_once_are_candidates():
+    x = torch.randn(8, 4)
+    plain = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.Linear(4, 4), nn.ReLU()), Residual(), nn.Linear(4, 2))
+    assert droppable_blocks(plain, x) == ["2"]  # the plain block keeps the shape but has no skip; leaves never count
+
     class Twice(nn.Module):
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+            self.body = nn.Sequential(Residual())
 
         def forward(self, x):
             return self.body(self.body(x))
 
-    assert droppable_blocks(Twice(), torch.randn(2, 4)) == []
-    plain = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 4), nn.ReLU()), nn.Linear(4, 2))
-    assert droppable_blocks(plain, torch.randn(2, 4)) == ["2"]  # leaf layers are never blocks
+    assert droppable_blocks(Twice(), x) == []  # called twice
+
+    shared = nn.Sequential(Residual(), Residual(), nn.Linear(4, 2))
+    shared[1].body[0].weight = shared[0].body[0].weight  # tied to the other block
+    assert droppable_blocks(shared, x) == []
+    held = nn.Module()
+    held.body, held.head = nn.Sequential(Residual(), Residual()), nn.Linear(4, 2)
+    held.extra = held.body[0]  # the same module under two names: dropping one leaves it in the model
+    held.forward = lambda x: held.head(held.body(x))
+    assert droppable_blocks(held, x) == ["body.1"]
+
+
+def test_mobilenet_candidates_are_its_inverted_residuals():
+    model = deepslim.create_model("mobilenetv2").eval()
+    found = droppable_blocks(model, X)
+    assert found and all(type(model.get_submodule(n)).__name__ == "InvertedResidual" for n in found)
+    assert all(model.get_submodule(n).use_residual for n in found)
+
+
+def test_frozen_batchnorm_stays_frozen():
+    model = _resnet20().train()
+    model.stem[1].eval()  # a frozen BatchNorm outside every block
+    drop_blocks(model, BlockDropping(blocks=1), X, data=[(X, torch.zeros(4, dtype=torch.long))])
+    assert model.training and model.stages[2].training and not model.stem[1].training
 
 
 def test_greedy_matches_brute_force():
@@ -96,7 +130,8 @@ def test_model_without_blocks_is_refused():
         prune_(model, BlockDropping(), example_inputs=X)
 
 
-@pytest.mark.parametrize("kwargs", [{"blocks": 0}, {"names": []}, {"names": ["a", "a"]}, {"names": "stages.0.0"}])
+@pytest.mark.parametrize("kwargs", [{"blocks": 0}, {"names": []}, {"names": ["a", "a"]}, {"names": "stages.0.0"},
+                                    {"blocks": 2, "names": ["stages.0.0"]}])
 def test_config_validation(kwargs):
     with pytest.raises(DeepslimError):
         BlockDropping(**kwargs)

@@ -23,7 +23,7 @@ import torch
 from ..core import log
 from ..export import load
 from ..pipeline.recipe import parse_recipe
-from .space import recipe_text, space_for
+from .space import plan_key, recipe_text, space_for
 from .study import TRIAL_CONSTRAINTS, constraint_of, make_sampler, open_storage, worker_id
 from .target import Target
 from .trial import PROXY_FILE, ProxyRun
@@ -50,7 +50,7 @@ def open_study(spec: dict, seed_offset: int = 0) -> optuna.Study:
 
 def _same_plan_done(study: optuna.Study, plan: dict):
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if t.params == plan and "proxy" in t.user_attrs:
+        if plan_key(t.params) == plan_key(plan) and "proxy" in t.user_attrs:
             return t
     return None
 

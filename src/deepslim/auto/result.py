@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import optuna
 
+from .space import plan_key
 from .target import Target
 
 
@@ -66,7 +67,7 @@ def distinct_plans(rows: list[dict]) -> list[dict]:
     """``rows`` in order, each plan once (its first row)."""
     picked, seen = [], set()
     for r in rows:
-        key = tuple(sorted(r["plan"].items()))
+        key = plan_key(r["plan"])
         if key not in seen:
             seen.add(key)
             picked.append(r)

@@ -5,7 +5,7 @@ the YAML recipe `deepslim compress` runs, at full fidelity or as a short proxy. 
 full recipe is written next to the result, so `deepslim compress --recipe` reproduces it.
 
 - ``ImageSpace`` (classifiers): blocks dropped (when the model has droppable blocks: residual blocks
-  with an identity shortcut; at batch 1 the int8 time is per-node overhead, and only removing depth
+  that keep their input's shape; at batch 1 the int8 time is per-node overhead, and only removing depth
   removes nodes), channel pruning (uniform or global ranking, ratio, ``round_to``), optional low-rank
   factorization, int8 by PTQ (observer) or QAT, or none; KD fine-tune epochs.
   Sensitivity and adaptive allocation are not searched: each runs its own scan (about 11 min on
@@ -22,8 +22,6 @@ Example:
 """
 
 from __future__ import annotations
-
-import copy
 
 import yaml
 
@@ -144,6 +142,12 @@ class TextSpace:
         return ", ".join(parts)
 
 
+def plan_key(plan: dict) -> tuple:
+    """What makes two plans the same plan: a study begun before ``drop_blocks`` was searched has plans
+    without it, which are the plans with ``drop_blocks: 0``."""
+    return tuple(sorted((k, v) for k, v in plan.items() if not (k == "drop_blocks" and not v)))
+
+
 def recipe_text(space, plan: dict, *, epochs: int | None = None, max_batch: int | None = None,
                 name: str = "auto-plan") -> str:
     """The plan as a recipe (YAML). ``epochs`` overrides the plan's fine-tune epochs (the short proxy);
@@ -168,7 +172,7 @@ def space_for(model, task_kind: str, example=None):
         return ImageSpace()
     from ..prune import droppable_blocks
 
-    return ImageSpace(blocks=len(droppable_blocks(copy.deepcopy(model), example)))
+    return ImageSpace(blocks=len(droppable_blocks(model, example)))
 
 
 def space_epochs(space) -> tuple:

@@ -262,8 +262,8 @@ TECHNIQUES: dict[str, Technique] = {
     "ffn_pruning": Technique(FFNPruning, _prune, "remove hidden neurons of feed-forward blocks", tasks=BOTH),
     "layer_dropping": Technique(LayerDropping, _prune, "remove whole encoder layers (greedy by loss, or by position)",
                                 tasks=BOTH),
-    "block_dropping": Technique(BlockDropping, _prune, "remove whole blocks of depth (residual blocks, greedy by loss)",
-                                tasks=BOTH),
+    "block_dropping": Technique(BlockDropping, _prune, "remove whole residual blocks of depth (greedy by loss, or "
+                                "by name)"),
     "factorize": Technique(Factorization, _factorize, "low-rank factorization (svd, spatial, tucker)", tasks=BOTH),
     "quantize": Technique(PTQConfig, _quantize, "post-training static int8 for ONNX Runtime (QDQ, per-channel "
                           "weights)", final=True, tasks=BOTH),

@@ -7,15 +7,20 @@ time (BENCHMARKS.md, issue 19).
 
 A *candidate* is found by running the model once on ``example_inputs``: a module with parameters and
 children, a child of an ``nn.Sequential``, called exactly once, with one tensor and no keywords, that
-returns a tensor of that tensor's shape and dtype. Only the innermost of nested candidates count (a
-stage that is a single block is that block). Any architecture qualifies, residual or not; the greedy
-loss tells a residual block (its removal leaves the shortcut) from a plain one (its removal hurts).
+returns a tensor of that tensor's shape and dtype, and is residual: with all its parameters zeroed it
+still passes its input through (cosine similarity above 0.5 with the input; a plain block then returns
+zeros). Blocks held in two places or sharing parameters with the rest of the model are left out
+(removing them would free nothing). Of nested candidates only the innermost count (a stage of residual
+blocks is those blocks).
 
 Written here: Torch-Pruning removes channels, not depth, and ``layer_dropping`` handles encoder
 stacks in an ``nn.ModuleList`` (``prune/layers.py``), not a CNN's blocks.
 """
 
 from __future__ import annotations
+
+import copy
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -34,8 +39,36 @@ def _parents(model: nn.Module) -> dict[str, nn.Module]:
     return parents
 
 
+def _residual(module: nn.Module, like: torch.Tensor) -> bool:
+    """Whether ``module`` with every parameter zeroed still passes its input through (a skip connection).
+
+    The input is random, shaped like the one the model gave the block: the example's own values may be
+    zeros (an all-zero image through an untrained stem), which would tell nothing."""
+    if not like.is_floating_point():
+        return False
+    zeroed = copy.deepcopy(module)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(like.shape, generator=generator).to(device=like.device, dtype=like.dtype)
+    with torch.no_grad():
+        for p in zeroed.parameters():
+            p.zero_()
+        out = zeroed(inputs)
+    a, b = out.flatten().double(), inputs.flatten().double()
+    return bool(a.norm() > 0 and b.norm() > 0 and torch.dot(a, b) / (a.norm() * b.norm()) > 0.5)
+
+
+def _private(model: nn.Module, name: str, module: nn.Module, holders: dict[int, int]) -> bool:
+    """The block is held in one place only, and none of its parameters is shared with the rest of the model."""
+    if holders[id(module)] > 1:
+        return False
+    own = {id(p) for p in module.parameters()}
+    outside = {id(p) for n, m in model.named_modules() if n != name and not n.startswith(name + ".")
+               for p in m.parameters(recurse=False)}
+    return not own & outside
+
+
 def droppable_blocks(model: nn.Module, example_inputs) -> list[str]:
-    """Names of the blocks ``BlockDropping`` may remove, in the order the model runs them.
+    """Names of the residual blocks ``BlockDropping`` may remove, in the order the model runs them.
 
     Example:
         >>> import deepslim, torch
@@ -43,35 +76,45 @@ def droppable_blocks(model: nn.Module, example_inputs) -> list[str]:
         ['stages.0.0', 'stages.0.1', 'stages.0.2']
     """
     parents = _parents(model)
+    holders: dict[int, int] = {}
+    for _, module in model.named_modules(remove_duplicate=False):
+        holders[id(module)] = holders.get(id(module), 0) + 1
     watched = {name: module for name, module in model.named_modules()
                if isinstance(parents.get(name), nn.Sequential) and any(True for _ in module.children())
                and any(True for _ in module.parameters())}
     calls: dict[str, int] = {name: 0 for name in watched}
-    same_shape: dict[str, bool] = {}
-    order: list[str] = []
+    seen_inputs: dict[str, torch.Tensor] = {}
 
     def hook(name):
         def record(module, args, kwargs, output):
             calls[name] += 1
-            ok = (len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor)
-                  and isinstance(output, torch.Tensor) and output.shape == args[0].shape
-                  and output.dtype == args[0].dtype)
-            same_shape[name] = ok and same_shape.get(name, True)
-            order.append(name)
+            if (len(args) == 1 and not kwargs and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor)
+                    and output.shape == args[0].shape and output.dtype == args[0].dtype):
+                seen_inputs[name] = args[0].detach()
         return record
 
     handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in watched.items()]
-    was_training = model.training
+    with eval_mode(model), torch.no_grad():
+        try:
+            call_model(model, example_inputs)
+        finally:
+            for h in handles:
+                h.remove()
+        found = [n for n in seen_inputs if calls[n] == 1 and _private(model, n, watched[n], holders)
+                 and _residual(watched[n], seen_inputs[n])]
+    return [n for n in found if not any(other.startswith(n + ".") for other in found)]
+
+
+@contextmanager
+def eval_mode(model: nn.Module):
+    """Every module in eval mode inside, and back to its own mode after (a frozen BatchNorm stays frozen)."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        with torch.no_grad():
-            call_model(model, example_inputs)
+        yield model
     finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    found = [n for n in dict.fromkeys(order) if calls[n] == 1 and same_shape.get(n)]
-    return [n for n in found if not any(other.startswith(n + ".") for other in found)]
+        for m, training in modes:
+            m.training = training
 
 
 def _set(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -117,8 +160,8 @@ def drop_blocks(model: nn.Module, cfg: BlockDropping, example_inputs, *, data=No
     """
     candidates = droppable_blocks(model, example_inputs)
     if not candidates:
-        raise DeepslimError(f"{type(model).__name__} has no block to drop: looked for modules inside an nn.Sequential "
-                            "that return a tensor of their input's shape (residual blocks with an identity shortcut)",
+        raise DeepslimError(f"{type(model).__name__} has no block to drop: looked for residual blocks inside an "
+                            "nn.Sequential that return a tensor of their input's shape (an identity shortcut)",
                             hint="use ChannelPruning for models without such blocks, or LayerDropping for encoder stacks")
     if cfg.names is not None:
         unknown = [n for n in cfg.names if n not in candidates]
@@ -127,16 +170,13 @@ def drop_blocks(model: nn.Module, cfg: BlockDropping, example_inputs, *, data=No
                                 f"{type(model).__name__}", hint=f"droppable blocks: {', '.join(candidates)}")
         dropped, rounds = list(cfg.names), None
     else:
-        if cfg.blocks > len(candidates):
-            raise DeepslimError(f"BlockDropping.blocks = {cfg.blocks}, but {type(model).__name__} has only "
+        count = cfg.blocks or 1
+        if count > len(candidates):
+            raise DeepslimError(f"BlockDropping.blocks = {count}, but {type(model).__name__} has only "
                                 f"{len(candidates)} droppable blocks", hint=f"drop at most {len(candidates)}")
-        was_training = model.training
-        model.eval()
-        try:
-            dropped, rounds = _greedy(model, candidates, cfg.blocks,
+        with eval_mode(model):
+            dropped, rounds = _greedy(model, candidates, count,
                                       DataLoss(model, data, example_inputs, task, owner="BlockDropping"))
-        finally:
-            model.train(was_training)
     info = {}
     for name in dropped:
         params = sum(p.numel() for p in model.get_submodule(name).parameters())

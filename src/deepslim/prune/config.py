@@ -178,26 +178,29 @@ class LayerDropping(Config):
 
 @dataclass
 class BlockDropping(Config):
-    """Remove whole blocks of a network's depth: a block whose output has its input's shape (a
-    residual block with an identity shortcut, a stride-1 inverted residual, a transformer block in an
-    ``nn.Sequential``) is replaced by ``nn.Identity``, so the graph loses all its layers.
+    """Remove whole residual blocks of a network's depth: each is replaced by ``nn.Identity``, so the
+    graph loses all of its layers (a ResNet basic or bottleneck block without downsampling, a stride-1
+    inverted residual, a transformer block in an ``nn.Sequential``).
 
-    ``blocks`` blocks are removed, chosen greedily: each round drops the candidate whose removal
-    raises the loss on the data least. ``names`` lists the blocks to remove instead (module names,
-    e.g. ``"stages.0.0"``). A candidate is a module with parameters and children, called once with one
-    tensor and returning a tensor of the same shape, inside an ``nn.Sequential``; of nested candidates
-    only the innermost count (a stage of one block is that block). See ``prune/blocks.py``.
+    ``blocks`` blocks are removed (default 1), chosen greedily: each round drops the candidate whose
+    removal raises the loss on the data least. ``names`` lists the blocks to remove instead (module
+    names, e.g. ``"stages.0.0"``; ``deepslim.prune.droppable_blocks`` lists the candidates). What makes
+    a candidate is described in ``prune/blocks.py``.
 
     Example:
         >>> BlockDropping(blocks=2).blocks
         2
     """
 
-    blocks: int = 1
+    blocks: int | None = None
     names: list | None = None
 
     def __post_init__(self):
-        self.check_range("blocks", 1, None, integer=True)
+        if self.blocks is not None and self.names is not None:
+            raise DeepslimError("BlockDropping takes blocks or names, not both",
+                                hint="blocks=2 picks two blocks by loss; names=['stages.0.0'] removes that block")
+        if self.blocks is not None:
+            self.check_range("blocks", 1, None, integer=True)
         if self.names is not None:
             if isinstance(self.names, tuple):
                 self.names = list(self.names)

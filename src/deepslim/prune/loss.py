@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError
-from ..core.inputs import call_model, check_same_structure, output_tensors, split_batch
+from ..core.inputs import call_model, check_same_structure, model_device, move_inputs, output_tensors, split_batch
 from .structured import _one_batch
 
 
@@ -33,11 +33,13 @@ class DataLoss:
         if data is None and example_inputs is None:
             raise DeepslimError(f"{owner} needs data or example_inputs to measure a loss",
                                 hint="pass data=[(inputs, target), ...] (validation batches)")
-        batches = [data] if _one_batch(data) else list(data) if data is not None else [example_inputs]
+        # without data: the example alone, as inputs with no target (a tuple example is positional inputs)
+        batches = [data] if _one_batch(data) else list(data) if data is not None else [(example_inputs, None)]
         if not batches:
             raise DeepslimError(f"{owner} got no data batches", hint="pass data=[(inputs, target), ...]")
         check_same_structure(batches)
-        self.batches = [split_batch(b) for b in batches]
+        device = model_device(model)  # targets follow the model (inputs are moved when it is called)
+        self.batches = [(x, None if t is None else move_inputs(t, device)) for x, t in map(split_batch, batches)]
         has_targets = all(t is not None for _, t in self.batches)
         if task is None and has_targets:
             from ..train.task import Classification
