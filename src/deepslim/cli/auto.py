@@ -16,8 +16,8 @@ def add_parser(sub) -> None:
     from ..auto.target import valid_targets
 
     p = add_command(sub, "auto", help="compress to a target automatically (search plans, finish the best)",
-                    description="Search compression plans (pruning, factorization, int8 PTQ or QAT, KD epochs; for "
-                                "text: layers, FFN neurons, heads, dynamic int8) with Optuna: many short trials "
+                    description="Search compression plans (residual blocks dropped, channel pruning, factorization, int8 PTQ or QAT, KD "
+                                "epochs; for text: layers, FFN neurons, heads, dynamic int8) with Optuna: many short trials "
                                 "(fine-tunes on a subset, scored on the validation split, latency measured on ONNX "
                                 "Runtime), then full runs of the top plans (scored on the test split) and one "
                                 "interleaved timing of them against the input model. Publishes the fastest plan "
