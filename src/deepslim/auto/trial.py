@@ -25,8 +25,8 @@ from torch import nn
 
 from ..core import log
 from ..data.text import TextPairs, TextSplits
-from ..pipeline import runner
 from ..pipeline.publish import deployed_onnx
+from ..pipeline.stage import measure_float, run_stage, stage_dir
 from ..pipeline.tasks import task_for
 from ..profiling.latency import interleave_latency
 
@@ -68,7 +68,7 @@ class ProxyRun:
 
     def baseline(self, folder: Path) -> dict:
         """The input model at this fidelity: validation score, MACs, ONNX size and ONNX Runtime latency."""
-        record = runner._measure_float(copy.deepcopy(self.model), folder, self.task, self.latency_seconds, self.device)
+        record = measure_float(copy.deepcopy(self.model), folder, self.task, self.latency_seconds, self.device)
         onnx = folder / "model.onnx"
         return {"accuracy": record["accuracy"], "macs": record["macs"], "size_mb": _size_mb(onnx),
                 "ort_latency_ms": record["latency_ms"]["onnxruntime"][str(self.batch)], "onnx": str(onnx)}
@@ -81,10 +81,10 @@ class ProxyRun:
         torch.manual_seed(self.seed)
         current, masked, record, index = copy.deepcopy(self.model).to(self.device), [], {}, 0
         for index, stage in enumerate(recipe.stages, start=1):
-            record, current = runner._run_stage(index, stage, current, self.teacher, self.task, folder, self.device,
+            record, current = run_stage(index, stage, current, self.teacher, self.task, folder, self.device,
                                                 masked, self.latency_seconds)
             masked += record.get("masked_layers", [])
-        shipped = deployed_onnx(runner._stage_dir(folder, index, recipe.stages[-1]))
+        shipped = deployed_onnx(stage_dir(folder, index, recipe.stages[-1]))
         log(f"  timing the plan against the input model in turns (onnxruntime, batch {self.batch})")
         (times,) = interleave_latency([Path(baseline_onnx), shipped], self.latency_input, batch_sizes=(self.batch,),
                                       runtimes=("onnxruntime",), min_seconds=self.latency_seconds)

@@ -31,22 +31,21 @@ from torch import nn
 from ..core import DeepslimError, log
 from ..core.errors import Interrupted
 from ..core.text import plural
-from ..export import load, save
+from ..export import load
 from ..export.files import write_atomic, write_json_atomic
 from ..profiling.environment import environment
 from ..profiling.latency import interleave_latency
-from ..prune.masks import KeepMasked, MaskSet
 from . import compare as comparing
-from .measure import layer_macs, measure
+from .measure import layer_macs
 from .nas_stage import is_supernet, prepare_supernet_source
-from .publish import deployed_onnx, describe_saved_model, provenance, publish, score_metadata
-from .recipe import Recipe, Stage
+from .publish import deployed_onnx, provenance, publish
+from .recipe import Recipe
+from .stage import measure_baseline, run_stage, stage_dir
 from .tasks import check_recipe_fits, task_for
-from .techniques import DEPLOYED_FILES, TECHNIQUES, StageContext
+from .techniques import DEPLOYED_FILES, TECHNIQUES
 
 STATE = "state.json"
 METRICS = "metrics.json"
-WEIGHTS = "weights.safetensors"  # deepslim.save's weights file: sparse tensors stored compactly
 
 
 def _data_key(data) -> dict:
@@ -92,20 +91,9 @@ def prepare_output(out: Path, recipe: Recipe, overwrite: bool, data=None) -> dic
     return state
 
 
-def _stage_dir(out: Path, index: int, stage: Stage) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in stage.name)
-    return out / "stages" / f"{index:02d}-{safe}"
-
-
-def _masks_from_zeros(model: nn.Module, names: list[str]) -> MaskSet:
-    modules = dict(model.named_modules())
-    return MaskSet({n: (modules[n].weight != 0).cpu() for n in names if n in modules
-                    and getattr(modules[n], "weight", None) is not None})
-
-
 def _model_dir(out: Path, recipe: Recipe, index: int) -> Path:
     """The folder of model ``index`` of a run (0: the baseline, saved under stages/00-baseline)."""
-    return out / "stages" / "00-baseline" if index == 0 else _stage_dir(out, index, recipe.stages[index - 1])
+    return out / "stages" / "00-baseline" if index == 0 else stage_dir(out, index, recipe.stages[index - 1])
 
 
 def _kept_index(metrics: dict) -> int:
@@ -161,7 +149,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
                    "command": command, "started": _now(), "threads": torch.get_num_threads(),
                    "data": task.record(), "environment": environment(), "stages": [],
                    "task": {"kind": task.kind, "metric": task.metric, "batch_sizes": [str(b) for b in task.batch_sizes]}}
-        metrics["baseline"] = _measure_baseline(original, out / "stages" / "00-baseline", task, latency_seconds, device)
+        metrics["baseline"] = measure_baseline(original, out / "stages" / "00-baseline", task, latency_seconds, device)
         save_metrics()
     if command:
         metrics["command"] = command
@@ -181,7 +169,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
         log(f"stage {index}/{len(recipe.stages)}: {stage.name} ({stage.technique})")
         stage_started = time.perf_counter()
         try:
-            record, current = _run_stage(index, stage, current, teacher, task, out, device,
+            record, current = run_stage(index, stage, current, teacher, task, out, device,
                                          masked_layers, latency_seconds, given)
             record["input"] = kept
             record["keep"] = stage.keep
@@ -198,7 +186,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
                                 hint=(exc.hint + "; " if exc.hint else "") +
                                 "earlier stages are kept; fix the recipe and rerun to resume") from exc
         record["seconds"] = round(time.perf_counter() - stage_started, 1)
-        write_json_atomic(_stage_dir(out, index, stage) / "stage.json", record)  # with input, keep and seconds
+        write_json_atomic(stage_dir(out, index, stage) / "stage.json", record)  # with input, keep and seconds
         if record["kept"]:
             kept = index
             masked_layers += record.get("masked_layers", [])
@@ -295,92 +283,3 @@ def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, task, latency_s
     write_report(out)
 
 
-def _measure_baseline(original: nn.Module, folder: Path, task, latency_seconds, device) -> dict:
-    """The input model's metrics; also saved under ``folder/model`` (its weights file is the size baseline)."""
-    record = _measure_float(copy.deepcopy(original).to(device), folder, task, latency_seconds, device)
-    record["layer_macs"] = layer_macs(copy.deepcopy(original).cpu(), task.example)
-    # save() rebuilds the architecture to check it, and building layers draws initial weights from
-    # the global RNG: keep the stream the stages see exactly as it was before baselines were saved.
-    with torch.random.fork_rng(devices=[]):
-        save(copy.deepcopy(original).cpu(), folder / "model", overwrite=True,
-             metadata={"metrics": score_metadata(record, len(task.data.test), "pytorch")})
-    record["weights_bytes"] = (folder / "model" / WEIGHTS).stat().st_size
-    return record
-
-
-def _measure_float(model: nn.Module, folder: Path, task, latency_seconds, device) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    task.export(model, folder / "model.onnx")
-    model.to(device)
-    return measure(model, folder / "model.onnx", task, latency_seconds=latency_seconds, device=device)
-
-
-def _log_stage_data(stage: Stage, task, spec) -> dict:
-    """Say (and record) what data the stage trains on."""
-    ft, data = stage.finetune, task.data
-    subset = (getattr(data, "options", None) or {}).get("subset")
-    note = {"finetune_epochs": ft.epochs, "train_images": len(data.train) if ft.epochs else 0, "subset": subset}
-    if ft.epochs:
-        kind = "quantization-aware training" if spec.trains_itself else "fine-tune"
-        log(f"  {kind}: {plural(ft.epochs, 'epoch')} on {task.describe_finetune()}"
-            f"{f' (--subset {subset})' if subset else ''}, lr {ft.lr:g}, batch {ft.batch_size}"
-            f"{', distilled from the input model' if ft.distill and task.kind != 'retrieval' else ''}")
-    else:
-        log("  no fine-tune")
-    return note
-
-
-def _run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, task, out: Path, device, masked_layers: list[str], latency_seconds: float,
-               source: nn.Module | None = None) -> tuple[dict, nn.Module]:
-    final_dir = _stage_dir(out, index, stage)
-    work_dir = final_dir.with_name(final_dir.name + ".partial")
-    if work_dir.exists():
-        shutil.rmtree(work_dir)
-    if final_dir.exists():  # finished but not recorded (killed between rename and state write): redo it
-        shutil.rmtree(final_dir)
-    work_dir.mkdir(parents=True)
-    spec = TECHNIQUES[stage.technique]
-    ft = stage.finetune
-    data, example = task.data, task.example
-    data_note = _log_stage_data(stage, task, spec)
-    macs_before = layer_macs(model.cpu(), example)
-    macs_in = task.macs(model)  # int8 keeps these multiply-adds, in integers
-    model.to(device)
-
-    def train(target: nn.Module, callbacks: list) -> None:
-        task.finetune(target, teacher, ft, callbacks)
-
-    ctx = StageContext(model, data, example, device, work_dir, task.calibration, train, source=source, task=task,
-                       teacher=teacher)
-    if masked_layers:  # weights zeroed by an earlier unstructured stage stay zero
-        ctx.finetune_callbacks.append(KeepMasked(_masks_from_zeros(model, masked_layers)))
-    details = spec.apply(ctx, stage.config)
-    model = ctx.model
-    if ft.epochs and not spec.trains_itself:
-        train(model, ctx.finetune_callbacks)
-    model = model.eval()
-    deployed = ctx.deployed_onnx is not None  # an int8 or float16 ONNX file: measured as it ships
-    int8 = deployed and ctx.precision == "int8"
-    metadata = {"dataset": data.describe(),
-                "compression_stage": {"index": index, "name": stage.name, "technique": stage.technique}}
-    if isinstance(example, torch.Tensor):
-        metadata["input_shape"] = list(example.shape)
-    save(copy.deepcopy(model).cpu(), work_dir / "model", metadata=metadata)
-    if deployed:
-        measured = measure(model, ctx.deployed_onnx, task, precision=ctx.precision, macs=macs_in,
-                           latency_seconds=latency_seconds, device=device)
-    else:
-        task.export(model, work_dir / "model.onnx")
-        model.to(device)
-        measured = measure(model, work_dir / "model.onnx", task, latency_seconds=latency_seconds, device=device)
-    describe_saved_model(work_dir / "model", measured, len(data.test), ctx.deployed_onnx, ctx.precision)
-    unstructured = [n for n in details.get("plan", {}).get("layers", {})
-                    if "sparsity" in details["plan"]["layers"][n]]
-    record = {"index": index, "name": stage.name, "technique": stage.technique, "config": stage.config.to_dict(),
-              "finetune": dict(stage.finetune.__dict__), "int8": int8, "precision": ctx.precision or "float32", **measured, "details": details,
-              "masked_layers": unstructured, "data": data_note,
-              "weights_bytes": (work_dir / "model" / WEIGHTS).stat().st_size,
-              "layer_macs": macs_before if deployed else layer_macs(copy.deepcopy(model).cpu(), example)}
-    write_json_atomic(work_dir / "stage.json", record)
-    work_dir.rename(final_dir)
-    return record, model
