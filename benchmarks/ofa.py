@@ -48,7 +48,7 @@ from deepslim.nas import (
     random_search,
     rl_search,
 )
-from deepslim.nas.latency_table import _time_parts
+from deepslim.nas.onnx_timing import time_parts
 from deepslim.profiling import count_ops
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -216,7 +216,7 @@ def _time_everything(space, rows: list[dict], demo: Path, work: Path) -> dict:
             items.append((name, path, shape))
         if demo.is_file():
             items.append(("demo int8", demo, shape))
-        return _time_parts(items, (1, 64), THREADS, 0.3, ROUNDS, "time subnets and peers")
+        return time_parts(items, (1, 64), THREADS, 0.3, ROUNDS, "time subnets and peers")
 
 
 # --- ranking: supernet-recalibrated accuracy against the same archs trained alone -----------------------------
@@ -360,7 +360,7 @@ def run_goal(args) -> dict:
                          "int8_val_accuracy": float(val["accuracy"]), "onnx_bytes": path.stat().st_size})
             items.append((row["name"], path, shape))
             print(f"{row['name']}: int8 test {ort['accuracy']:.2f}%")
-        timed = _time_parts(items, (1, 64), THREADS, 0.3, ROUNDS, "time int8 subnets and the demo")
+        timed = time_parts(items, (1, 64), THREADS, 0.3, ROUNDS, "time int8 subnets and the demo")
     demo_ms = timed.pop("demo int8")
     demo_accuracy = float(json.loads((args.demo.parent / "metrics.json").read_text())["final"]["accuracy"]) \
         if (args.demo.parent / "metrics.json").is_file() else None

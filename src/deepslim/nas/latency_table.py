@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -37,138 +36,15 @@ import torch
 from torch import nn
 
 from ..core import DeepslimError, log, progress
+from .onnx_timing import export_part, randomise_bn_, time_parts
+from .parts import arch_keys, space_parts
 from .space import Arch, MBConvSpace, space_from_dict
-from .subnet import MBConvBlock
 
 FORMAT = "deepslim-latency-table"
 VERSION = 1
 FILENAME = "latency.json"
 
 
-# ---------------------------------------------------------------------------------------------------------
-# The parts of a space and their input shapes
-def _out_size(size: int, stride: int) -> int:
-    # a k x k conv with padding k // 2 (k odd): ceil(size / stride)
-    return (size - 1) // stride + 1
-
-
-def block_key(stage: int, first: bool, kernel: int, expand: int) -> str:
-    """The table key of a block: ``s1.first.k5.e4`` (first block of stage 1) or ``s1.rest.k5.e4``."""
-    return f"s{stage}.{'first' if first else 'rest'}.k{kernel}.e{expand}"
-
-
-@dataclass
-class Part:
-    """One separately timed piece: its table ``key``, a module builder and the input shape (without batch)."""
-
-    key: str
-    build: Callable[[], nn.Module]
-    input_shape: tuple[int, int, int]
-
-
-def _stem(space: MBConvSpace) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(space.in_channels, space.stem_channels, 3, space.stem_stride, 1, bias=False),
-                         nn.BatchNorm2d(space.stem_channels), nn.ReLU(inplace=True))
-
-
-def _head(space: MBConvSpace) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(space.widths[-1], space.head_channels, 1, bias=False),
-                         nn.BatchNorm2d(space.head_channels), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(space.head_channels, space.num_classes))
-
-
-def space_parts(space: MBConvSpace, image_size: int = 28) -> list[Part]:
-    """Every part a subnet of ``space`` is made of: stem, each (stage, first/rest, kernel, expand) block, head.
-
-    Example:
-        >>> from deepslim.nas import get_space
-        >>> len(space_parts(get_space("ofa-mbconv")))      # 4 stages x 2 kinds x 3 kernels x 3 expands + 2
-        74
-    """
-    size = _out_size(image_size, space.stem_stride)
-    parts = [Part("stem", lambda: _stem(space), (space.in_channels, image_size, image_size))]
-    channels = space.stem_channels
-    for s, (width, stride) in enumerate(zip(space.widths, space.strides)):
-        kinds = [(True, channels, stride, size)]
-        if space.max_depth > 1:
-            kinds.append((False, width, 1, _out_size(size, stride)))
-        for first, cin, st, hw in kinds:
-            for k in space.kernel_choices:
-                for e in space.expand_choices:
-                    parts.append(Part(block_key(s, first, k, e),
-                                      lambda cin=cin, w=width, e=e, k=k, st=st: MBConvBlock(cin, w, cin * e, k, st),
-                                      (cin, hw, hw)))
-        size, channels = _out_size(size, stride), width
-    parts.append(Part("head", lambda: _head(space), (space.widths[-1], size, size)))
-    return parts
-
-
-def arch_keys(arch: Arch) -> list[str]:
-    """The table keys whose sum predicts ``arch``: stem, its blocks in order, head."""
-    keys = ["stem"]
-    for s, (ks, es) in enumerate(zip(arch.kernels, arch.expands)):
-        keys += [block_key(s, b == 0, k, e) for b, (k, e) in enumerate(zip(ks, es))]
-    return keys + ["head"]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Timing on ONNX Runtime
-def _randomise_bn_(model: nn.Module) -> nn.Module:
-    """Non-trivial BN statistics (the exporter folds them; values only have to be finite)."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
-
-
-def _export(model: nn.Module, path: Path, input_shape: tuple[int, ...]) -> Path:
-    from ..export.onnx import export_onnx
-
-    export_onnx(model.eval(), path, torch.randn(1, *input_shape), check=False)
-    return path
-
-
-def time_onnx(path: str | Path, input_shape: tuple[int, ...], batch_sizes, *, threads: int = 2,
-              min_seconds: float = 0.2, warmup: int = 5, min_repeats: int = 5) -> dict[int, float]:
-    """Median ms per call of the ONNX file at each batch size, on one ORT session with ``threads`` threads.
-
-    One session at a time, made, warmed and timed here, then dropped: no other session's idle threads
-    spin on the cores meanwhile (see ``profiling.latency._take_turn``).
-    """
-    from ..export.onnx import onnx_session
-
-    session = onnx_session(path, threads=threads)
-    name = session.get_inputs()[0].name
-    out = {}
-    for batch in batch_sizes:
-        feed = {name: np.random.default_rng(0).standard_normal((batch, *input_shape)).astype(np.float32)}
-        for _ in range(warmup):
-            session.run(None, feed)
-        samples, started = [], time.perf_counter()
-        while len(samples) < min_repeats or time.perf_counter() - started < min_seconds:
-            t0 = time.perf_counter()
-            session.run(None, feed)
-            samples.append((time.perf_counter() - t0) * 1000.0)
-        out[int(batch)] = float(statistics.median(samples))
-    del session
-    return out
-
-
-def _time_parts(items: list[tuple[str, Path, tuple]], batch_sizes, threads, min_seconds, rounds,
-                desc: str) -> dict[str, dict[int, float]]:
-    """Median over ``rounds`` sweeps (every item once per sweep, in turn, so slow drifts hit all alike)."""
-    per_round: dict[str, list[dict[int, float]]] = {key: [] for key, _, _ in items}
-    for r in range(rounds):
-        for key, path, shape in progress(items, desc=f"{desc} {r + 1}/{rounds}"):
-            per_round[key].append(time_onnx(path, shape, batch_sizes, threads=threads, min_seconds=min_seconds))
-    return {key: {b: float(statistics.median(t[b] for t in runs)) for b in batch_sizes}
-            for key, runs in per_round.items()}
-
-
-# ---------------------------------------------------------------------------------------------------------
 @dataclass
 class LatencyTable:
     """Per-part ONNX Runtime latency (ms) of a space, per batch size, and the predictor built on it.
@@ -341,7 +217,7 @@ def _random_supernet(space: MBConvSpace):
     from .supernet import OFASupernet
 
     torch.manual_seed(0)
-    return _randomise_bn_(OFASupernet.from_space(space, "crop"))
+    return randomise_bn_(OFASupernet.from_space(space, "crop"))
 
 
 def _whole_model(space: MBConvSpace, arch: Arch, supernet=None) -> nn.Module:
@@ -358,10 +234,10 @@ def measure_subnets(space: MBConvSpace, archs: list[Arch], batch_sizes, *, image
     with tempfile.TemporaryDirectory(prefix="deepslim-nas-latency-") as tmp:
         items = []
         for i, arch in enumerate(archs):
-            path = _export(_whole_model(space, arch, supernet), Path(tmp) / f"subnet{i}.onnx",
+            path = export_part(_whole_model(space, arch, supernet), Path(tmp) / f"subnet{i}.onnx",
                            (space.in_channels, image_size, image_size))
             items.append((str(i), path, (space.in_channels, image_size, image_size)))
-        timed = _time_parts(items, batch_sizes, threads, min_seconds, rounds, desc)
+        timed = time_parts(items, batch_sizes, threads, min_seconds, rounds, desc)
     return [timed[str(i)] for i in range(len(archs))]
 
 
@@ -391,13 +267,13 @@ def build_latency_table(space: MBConvSpace, *, batch_sizes=(1, 64), threads: int
         items = []
         for part in progress(parts, desc="export parts"):
             torch.manual_seed(0)
-            items.append((part.key, _export(_randomise_bn_(part.build()), Path(tmp) / f"{part.key}.onnx",
+            items.append((part.key, export_part(randomise_bn_(part.build()), Path(tmp) / f"{part.key}.onnx",
                                             part.input_shape), part.input_shape))
         supernet = _random_supernet(space)
         for i, arch in enumerate(archs):
-            path = _export(_whole_model(space, arch, supernet), Path(tmp) / f"fit{i}.onnx", whole_shape)
+            path = export_part(_whole_model(space, arch, supernet), Path(tmp) / f"fit{i}.onnx", whole_shape)
             items.append((f"fit{i}", path, whole_shape))
-        timed = _time_parts(items, batch_sizes, threads, min_seconds, rounds, "time parts")
+        timed = time_parts(items, batch_sizes, threads, min_seconds, rounds, "time parts")
     entries = {p.key: timed[p.key] for p in parts}
     measured = [timed[f"fit{i}"] for i in range(len(archs))]
     table = LatencyTable(space, batch_sizes, entries, {b: 0.0 for b in batch_sizes}, {b: 0.0 for b in batch_sizes},
