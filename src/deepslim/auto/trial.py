@@ -82,7 +82,7 @@ class ProxyRun:
         current, masked, record, index = copy.deepcopy(self.model).to(self.device), [], {}, 0
         for index, stage in enumerate(recipe.stages, start=1):
             record, current = run_stage(index, stage, current, self.teacher, self.task, folder, self.device,
-                                                masked, self.latency_seconds)
+                                        masked, self.latency_seconds)
             masked += record.get("masked_layers", [])
         shipped = deployed_onnx(stage_dir(folder, index, recipe.stages[-1]))
         log(f"  timing the plan against the input model in turns (onnxruntime, batch {self.batch})")

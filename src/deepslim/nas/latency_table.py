@@ -235,7 +235,7 @@ def measure_subnets(space: MBConvSpace, archs: list[Arch], batch_sizes, *, image
         items = []
         for i, arch in enumerate(archs):
             path = export_part(_whole_model(space, arch, supernet), Path(tmp) / f"subnet{i}.onnx",
-                           (space.in_channels, image_size, image_size))
+                               (space.in_channels, image_size, image_size))
             items.append((str(i), path, (space.in_channels, image_size, image_size)))
         timed = time_parts(items, batch_sizes, threads, min_seconds, rounds, desc)
     return [timed[str(i)] for i in range(len(archs))]
@@ -268,7 +268,7 @@ def build_latency_table(space: MBConvSpace, *, batch_sizes=(1, 64), threads: int
         for part in progress(parts, desc="export parts"):
             torch.manual_seed(0)
             items.append((part.key, export_part(randomise_bn_(part.build()), Path(tmp) / f"{part.key}.onnx",
-                                            part.input_shape), part.input_shape))
+                                                part.input_shape), part.input_shape))
         supernet = _random_supernet(space)
         for i, arch in enumerate(archs):
             path = export_part(_whole_model(space, arch, supernet), Path(tmp) / f"fit{i}.onnx", whole_shape)

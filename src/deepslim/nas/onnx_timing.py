@@ -63,7 +63,7 @@ def time_onnx(path: str | Path, input_shape: tuple[int, ...], batch_sizes, *, th
 
 
 def time_parts(items: list[tuple[str, Path, tuple]], batch_sizes, threads, min_seconds, rounds,
-                desc: str) -> dict[str, dict[int, float]]:
+               desc: str) -> dict[str, dict[int, float]]:
     """Median over ``rounds`` sweeps (every item once per sweep, in turn, so slow drifts hit all alike)."""
     per_round: dict[str, list[dict[int, float]]] = {key: [] for key, _, _ in items}
     for r in range(rounds):

@@ -37,9 +37,9 @@ FINETUNE_FIELDS = {"epochs": int, "lr": float, "batch_size": int, "distill": boo
                    "alpha": float}
 STAGE_KEYS = {"technique", "name", "finetune", "keep"}
 # keep: always ships every stage; if_faster drops a stage measurably slower than its input
-# (the runner's rule, see runner.keep_decision).
+# (the runner's rule, see compare.keep_decision).
 KEEP_VALUES = ("always", "if_faster")
-# targets: what a run promises, checked against the final model (see runner.check_targets).
+# targets: what a run promises, checked against the final model (see headline.check_targets).
 TARGET_FIELDS = {"max_accuracy_drop": "points of full-test accuracy lost, at most",
                  "min_speedup_b1": "median speed-up on onnxruntime at batch 1, at least",
                  "min_speedup_b64": "median speed-up on onnxruntime at batch 64 (image runs), at least",

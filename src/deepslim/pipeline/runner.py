@@ -170,7 +170,7 @@ def compress(model: nn.Module, data, recipe: Recipe, out: str | Path, *, device:
         stage_started = time.perf_counter()
         try:
             record, current = run_stage(index, stage, current, teacher, task, out, device,
-                                         masked_layers, latency_seconds, given)
+                                       masked_layers, latency_seconds, given)
             record["input"] = kept
             record["keep"] = stage.keep
             record["kept"] = True
@@ -281,5 +281,3 @@ def _finish(metrics: dict, recipe: Recipe, out: Path, kept: int, task, latency_s
         log(f"note: {flag}")
     save_metrics()
     write_report(out)
-
-

@@ -80,7 +80,7 @@ def log_stage_data(stage: Stage, task, spec) -> dict:
 
 
 def run_stage(index: int, stage: Stage, model: nn.Module, teacher: nn.Module, task, out: Path, device, masked_layers: list[str], latency_seconds: float,
-               source: nn.Module | None = None) -> tuple[dict, nn.Module]:
+              source: nn.Module | None = None) -> tuple[dict, nn.Module]:
     final_dir = stage_dir(out, index, stage)
     work_dir = final_dir.with_name(final_dir.name + ".partial")
     if work_dir.exists():
