@@ -80,3 +80,27 @@ def test_unreachable_storage_is_one_clear_error(tmp_path):
         open_storage("postgresql://u:secret@127.0.0.1:9/db", tmp_path)
     with pytest.raises(DeepslimError, match="not a database URL"):
         open_storage("localhost:5432", tmp_path)
+
+
+def test_a_search_only_worker_adds_trials_that_the_main_run_finishes(tiny, config_factory, tmp_path):
+    model, data, spec = tiny
+    url = f"sqlite:///{tmp_path / 'study.db'}"  # any database URL Optuna's RDB storage takes; PostgreSQL between machines
+    helper = auto_compress(model, data, config_factory(storage=url, trials=2, search_only=True), tmp_path / "helper",
+                           device=torch.device("cpu"), data_spec=spec)
+    assert helper["status"] == "searched" and not helper["finalists"] and helper["published"] is None
+    assert not (tmp_path / "helper" / "model").exists() and (tmp_path / "helper" / "metrics.json").is_file()
+    assert sum(r["state"] == "complete" for r in helper["trials"]) == 2
+    main = auto_compress(model, data, config_factory(storage=url, trials=3), tmp_path / "main",
+                         device=torch.device("cpu"), data_spec=spec)
+    assert main["status"] == "met" and (tmp_path / "main" / "model").is_dir()
+    assert sum(r["state"] == "complete" for r in main["trials"]) == 3
+    # the helper's two trials (0 and 1) were not run again here; trial 2 was (unless it drew one of their plans)
+    assert {p.name for p in (tmp_path / "main" / "trials").glob("*")} <= {"0002"}
+
+
+def test_search_only_needs_a_shared_storage(auto_cli, tmp_path):
+    import subprocess
+
+    done = subprocess.run(auto_cli("--target", "macs<=1e9", "--search-only", "--out", str(tmp_path / "o")),
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--search-only adds trials to a study shared with another run" in done.stderr

@@ -43,7 +43,7 @@ def directions(target: Target) -> list[str]:
 
 def open_study(spec: dict, seed_offset: int = 0) -> optuna.Study:
     storage = open_storage(spec["storage"], Path(spec["out"]))
-    sampler = make_sampler(spec["sampler"], spec["seed"] + seed_offset, constraint_of)
+    sampler = make_sampler(spec["sampler"], spec["seed"] + seed_offset + spec.get("seed_salt", 0), constraint_of)
     return optuna.create_study(storage=storage, study_name=spec["study_name"], sampler=sampler,
                                directions=directions(Target(**spec["target"])), load_if_exists=True)
 

@@ -72,6 +72,7 @@ class AutoConfig:
     latency_seconds: float = 0.5
     final_latency_seconds: float = 1.0
     retime: int = 8              # the most promising plans timed again, together, before the pick
+    search_only: bool = False    # add trials to a shared study until the budget ends; another run finishes them
 
     def fingerprint(self) -> dict:
         """What a resumed run or a joining worker must share with the run that started the study."""
@@ -174,7 +175,8 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
     _check_same_search(study, config, state["fingerprint"])
     recover_stale_trials(study)
     done_before = sum(r["state"] == "complete" for r in trial_rows(study, config.target))
-    reserve = _reserve_seconds(config, state, data, len(proxy.data.train), space)
+    # a search-only worker leaves the full runs to the run that picks the finalists: all its budget searches
+    reserve = 0.0 if config.search_only else _reserve_seconds(config, state, data, len(proxy.data.train), space)
     search_deadline = max(time.time(), deadline - reserve)
     if search_deadline - time.time() < one_trial and not done_before:
         raise DeepslimError(f"--budget {format_seconds(config.budget_s)} is too small for one trial: a proxy trial of "
@@ -201,6 +203,13 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
         write_json_atomic(out / "metrics.json", result)
         raise Interrupted(f"interrupted: {sum(r['state'] == 'complete' for r in rows)} finished trial(s) are kept "
                           f"in {storage.get('path') or storage['url']}", hint=resume_hint)
+    if config.search_only:
+        result.update(status="searched", finalists=[], best=None, fallback=None, published=None)
+        spend()
+        result["spent_s"] = state["spent_s"]
+        write_json_atomic(out / "metrics.json", result)
+        clock.record(done=True)
+        return result
     if "retimed" not in state:  # once: a resumed run picks from the same figures
         clock.record(retimed=retime_candidates(out, rows, proxy.latency_input, batch=config.batch,
                                                seconds=config.final_latency_seconds * 2,
@@ -291,4 +300,14 @@ def _spec(out: Path, config: AutoConfig, base: dict, data_spec: dict, device, de
             "max_drop": config.max_drop, "proxy_slack": config.proxy_slack, "proxy_images": config.proxy_images,
             "proxy_epoch_scale": config.proxy_epoch_scale, "batch": config.batch, "trials": config.trials,
             "latency_seconds": config.latency_seconds, "baseline_proxy": base, "data": data_spec,
-            "device": str(device), "search_deadline": deadline}
+            "device": str(device), "search_deadline": deadline,
+            # a search-only worker on another machine must not propose the main run's seeded plans again
+            "seed_salt": _machine_salt() if config.search_only else 0}
+
+
+def _machine_salt() -> int:
+    import os
+    import socket
+    import zlib
+
+    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003

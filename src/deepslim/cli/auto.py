@@ -9,7 +9,7 @@ from .args import add_command, command_line, print_json
 from .resolve import add_model_source_args, resolve_model_and_data
 
 # Exit statuses: 0 met; these tell the rest apart (2 stays a usage or input error, 130 an interrupt).
-EXIT = {"met": 0, "not met": 3, "budget exhausted": 4}
+EXIT = {"met": 0, "searched": 0, "not met": 3, "budget exhausted": 4}
 
 
 def add_parser(sub) -> None:
@@ -51,6 +51,9 @@ def add_parser(sub) -> None:
     p.add_argument("--storage", metavar="URL", help="study in a database shared by machines, e.g. "
                                                     "postgresql://user:pw@host/db (default: OUT/study.journal)")
     p.add_argument("--study-name", default="deepslim-auto", help="study name within --storage")
+    p.add_argument("--search-only", action="store_true",
+                   help="only add trials to the --storage study, for the whole --budget, then stop: the run started "
+                        "without this flag (on any machine) picks and finishes the best plans, this machine's included")
     p.add_argument("--ray", metavar="ADDRESS", help="run the search's workers as Ray tasks: a cluster address, auto "
                                                     "(the one running here) or local (start one here)")
     p.add_argument("--latency-seconds", type=float, default=0.5,
@@ -77,7 +80,9 @@ def _config(args):
               (args.proxy_images >= 16, "--proxy-images must be >= 16"),
               (0 < args.proxy_epoch_scale <= 1, "--proxy-epoch-scale must lie in (0, 1]"),
               (args.proxy_slack >= 0, "--proxy-slack must be >= 0"), (args.workers >= 1, "--workers must be >= 1"),
-              (args.latency_seconds > 0 and args.final_latency_seconds > 0, "latency seconds must be > 0")]
+              (args.latency_seconds > 0 and args.final_latency_seconds > 0, "latency seconds must be > 0"),
+              (not args.search_only or args.storage, "--search-only adds trials to a study shared with another run: "
+                                                     "give the same --storage URL that run uses")]
     for ok, message in checks:
         if not ok:
             raise DeepslimError(message)
@@ -86,7 +91,7 @@ def _config(args):
                       proxy_slack=args.proxy_slack, top_k=args.top_k, sampler=args.sampler, seed=args.seed,
                       workers=args.workers, storage=args.storage, study_name=args.study_name, ray=args.ray,
                       latency_seconds=args.latency_seconds, final_latency_seconds=args.final_latency_seconds,
-                      retime=args.retime)
+                      retime=args.retime, search_only=args.search_only)
 
 
 def run(args) -> int:
@@ -120,6 +125,11 @@ def run(args) -> int:
 
 def _print(result: dict, out: Path) -> None:
     rows = [r for r in result["trials"] if r.get("accuracy") is not None]
+    if result["status"] == "searched":
+        mine = sum(1 for r in rows if r.get("repeat_of") is None and (out / "trials" / f"{r['trial']:04d}").is_dir())
+        print(f"search only: {mine} trial(s) run here; the study ({result['storage']['url']}) holds "
+              f"{len(rows)}. The run started without --search-only picks and finishes the best plans.")
+        return
     print(f"{'trial':>5}  {'plan':<58}{'val %':>7}{'drop':>7}{'speed-up':>9}{'ORT ms':>8}{'MACs (M)':>9}  feasible")
     for r in rows:
         print(f"{r['trial']:>5}  {r['description'][:57]:<58}{r['accuracy']:>7.2f}{r['drop']:>+7.2f}{r['speedup']:>8.2f}x"
