@@ -43,7 +43,26 @@ def test_magnitude_prune_shrinks_the_file(cli, trained, tmp_path):
     assert (tmp_path / "s" / "weights.safetensors").stat().st_size < 0.35 * dense
 
 
+def test_block_dropping_removes_the_residual_block(cli, trained, tmp_path):
+    code, out, _ = cli("prune", trained, "--method", "blocks", "--out", tmp_path / "b", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["macs_after"] < result["macs_before"] and result["config"]["type"] == "BlockDropping"
+    model = deepslim.load(tmp_path / "b")
+    assert isinstance(model.stages[0][0], torch.nn.Identity)  # resnet8's one block with an identity shortcut
+    assert sum(p.numel() for p in model.parameters()) == result["params_after"]
+
+
+def test_a_wrong_block_name_lists_the_droppable_blocks(cli, trained, tmp_path):
+    code, _, err = cli("prune", trained, "--method", "blocks", "--block-names", "stages.1.0", "--out", tmp_path / "x")
+    last = err.strip().splitlines()[-1]  # after the data line: the model has to run once to find its blocks
+    assert code == 2 and "'stages.1.0', which is not a droppable block" in last and "stages.0.0" in last
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("extra, message", [
+    (("--method", "blocks", "--ratio", "0.5"), "--ratio does not apply to --method blocks"),
+    (("--method", "blocks", "--blocks", "1", "--block-names", "stages.0.0"), "--blocks and --block-names"),
+    (("--blocks", "1",), "--blocks does not apply to --method channel"),
     (("--ratio", "1.5"), "out of range"),
     (("--method", "nm", "--n", "5", "--m", "4"), "NMSparsity.n"),
     (("--method", "adaptive", "--mac-ratio", "1.2"), "--mac-ratio"),

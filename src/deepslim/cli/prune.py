@@ -11,6 +11,7 @@ from ..export import save
 from ..export.model_card import write_model_card
 from ..profiling.counting import count_ops
 from ..prune import (
+    BlockDropping,
     ChannelPruning,
     KeepMasked,
     MagnitudePruning,
@@ -39,13 +40,14 @@ from .options import check_count, fill_defaults, given, refuse_inapplicable, ref
 from .recovery import add_distill_args, check_distill_args, recovery_callbacks, teacher_copy
 from .resolve import add_model_source_args, resolve_model
 
-METHODS = ("channel", "adaptive", "magnitude", "random", "nm")
+METHODS = ("channel", "adaptive", "blocks", "magnitude", "random", "nm")
 # The options each method uses; any other of them the user gives is refused, naming what applies.
 APPLIES = {
     "channel": ("ratio", "mac_ratio", "importance", "global_ranking", "round_to"),
     "adaptive": ("mac_ratio", "step", "step_finetune_images", "importance", "round_to"),
     "magnitude": ("sparsity", "global_ranking"),
     "random": ("sparsity", "global_ranking"),
+    "blocks": ("blocks", "block_names"),
     "nm": ("n", "m"),
 }
 DEFAULTS = {"ratio": 0.5, "mac_ratio": 0.5, "step": 0.05, "step_finetune_images": 0, "sparsity": 0.5,
@@ -64,6 +66,8 @@ HINTS = {
     ("ratio", "adaptive"): "adaptive chooses each layer's ratio itself: give its target with --mac-ratio F",
     ("sparsity", "channel"): _CHANNELS,
     ("sparsity", "adaptive"): "adaptive pruning removes channels until --mac-ratio F of the MACs is left",
+    **{(k, "blocks"): "--method blocks removes whole residual blocks: give how many with --blocks K, or which "
+                      "with --block-names" for k in ("ratio", "mac_ratio", "sparsity")},
 }
 
 
@@ -72,7 +76,9 @@ def add_parser(sub) -> None:
                     description="Prune a saved model: 'channel' removes channels for real (a smaller dense model, "
                                 "faster), uniformly by --ratio or to --mac-ratio of the MACs; 'adaptive' also removes "
                                 "channels, with per-layer ratios chosen by measuring whole pruned models step by step "
-                                "until --mac-ratio is met (NetAdapt-style); 'magnitude' and 'random' zero --sparsity "
+                                "until --mac-ratio is met (NetAdapt-style); 'blocks' removes whole residual blocks "
+                                "(the --blocks K whose removal raises the loss least, or --block-names); "
+                                "'magnitude' and 'random' zero --sparsity "
                                 "of the weights and 'nm' keeps --n of every --m (stored compactly, no speed-up "
                                 "claimed). Options that do not apply to the --method are refused. Optionally "
                                 "fine-tune, then evaluate on the full test split and save to --out.")
@@ -98,6 +104,12 @@ def add_parser(sub) -> None:
                    help=f"channel, adaptive: how channels are ranked; default {d['importance']}")
     p.add_argument("--global-ranking", action="store_true",
                    help="channel, magnitude, random: rank channels / weights across layers, not per layer")
+    p.add_argument("--blocks", type=int, metavar="K",
+                   help="blocks: how many residual blocks to remove, each the one whose removal raises the loss on "
+                        "64 training images least; default 1")
+    p.add_argument("--block-names", metavar="A,B",
+                   help="blocks: the residual blocks to remove, by module name (e.g. stages.0.0); the error for a "
+                        "wrong name lists the candidates")
     p.add_argument("--n", type=int, metavar="N", help=f"nm: keep N of every M weights; default {d['n']}")
     p.add_argument("--m", type=int, metavar="M", help=f"nm: group size M; default {d['m']}")
     p.add_argument("--finetune-epochs", type=int, metavar="N", help="fine-tune for N epochs after pruning; default 0")
@@ -115,6 +127,9 @@ def check_args(args) -> None:
         raise DeepslimError("--ratio and --mac-ratio both set the amount of channel pruning",
                             hint="give one: --ratio R (fraction of channels removed) or --mac-ratio F "
                                  "(fraction of MACs kept)")
+    if args.method == "blocks" and given(args, "blocks") and given(args, "block_names"):
+        raise DeepslimError("--blocks and --block-names both choose the blocks to remove",
+                            hint="give one: --blocks K (chosen by loss) or --block-names A,B")
     if args.method == "adaptive" and args.importance == "taylor":  # its trial prunes get no batch to take gradients on
         raise DeepslimError("--importance taylor does not apply to --method adaptive",
                             hint="taylor needs gradients, which adaptive's trials do not compute: use l1, l2, "
@@ -135,6 +150,10 @@ def check_args(args) -> None:
 
 
 def _config(args):
+    if args.method == "blocks":
+        if args.block_names:
+            return BlockDropping(names=[n.strip() for n in args.block_names.split(",") if n.strip()] or None)
+        return BlockDropping(blocks=args.blocks if args.blocks is not None else 1)
     if args.method == "adaptive":
         return ChannelPruning(ratio=0.0, importance=args.importance)  # per-layer ratios are found below
     if args.method == "channel":
