@@ -143,3 +143,8 @@ def test_recipe_stage_names_the_technique():
                           "  - technique: channel_pruning\n    ratio: 0.5\n")
     assert isinstance(recipe.stages[0].config, BlockDropping)
 
+
+
+def test_zoo_candidates_match_the_docs():
+    assert droppable_blocks(deepslim.create_model("squeezenet"), X) == []  # Fire modules have no skip connection
+    assert droppable_blocks(deepslim.create_model("vit-tiny"), X) == ["blocks.0", "blocks.1", "blocks.2", "blocks.3"]
