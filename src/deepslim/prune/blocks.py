@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..core import DeepslimError
+from ..core import DeepslimError, set_submodule
 from ..core.inputs import call_model
 from .config import BlockDropping
 from .loss import DataLoss
@@ -117,11 +117,6 @@ def eval_mode(model: nn.Module):
             m.training = training
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, module)
-
-
 def _greedy(model: nn.Module, candidates: list[str], count: int, loss: DataLoss) -> tuple[list[str], list[dict]]:
     """Drop, one at a time, the block whose removal raises the loss least; returns (dropped, rounds)."""
     originals = {name: model.get_submodule(name) for name in candidates}
@@ -132,16 +127,16 @@ def _greedy(model: nn.Module, candidates: list[str], count: int, loss: DataLoss)
             for name in candidates:
                 if name in dropped:
                     continue
-                _set(model, name, nn.Identity())
+                set_submodule(model, name, nn.Identity())
                 trials[name] = loss()
-                _set(model, name, originals[name])
+                set_submodule(model, name, originals[name])
             best = min(trials, key=lambda n: (trials[n], -candidates.index(n)))  # ties: the later block
             rounds.append({"dropped": best, "loss": trials[best], "losses": trials})
             dropped.append(best)
-            _set(model, best, nn.Identity())
+            set_submodule(model, best, nn.Identity())
     finally:
         for name, module in originals.items():
-            _set(model, name, module)
+            set_submodule(model, name, module)
     return dropped, rounds
 
 
@@ -181,7 +176,7 @@ def drop_blocks(model: nn.Module, cfg: BlockDropping, example_inputs, *, data=No
     for name in dropped:
         params = sum(p.numel() for p in model.get_submodule(name).parameters())
         info[name] = {"dropped": True, "params": params, "class": type(model.get_submodule(name)).__name__}
-        _set(model, name, nn.Identity())
+        set_submodule(model, name, nn.Identity())
     if rounds is not None:
         for i, record in enumerate(rounds):
             info[record["dropped"]].update(round=i + 1, loss=record["loss"], losses=record["losses"])
