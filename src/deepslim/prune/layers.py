@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..core import DeepslimError
+from ..core import DeepslimError, set_submodule
 from .config import LayerDropping
 from .loss import DataLoss
 
@@ -68,9 +68,8 @@ def _stack(model: nn.Module, cfg: LayerDropping) -> tuple[str, nn.ModuleList]:
 
 
 def _set_layers(model: nn.Module, name: str, layers: list[nn.Module]) -> nn.ModuleList:
-    parent_name, _, attr = name.rpartition(".")
     new = nn.ModuleList(layers)
-    setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+    set_submodule(model, name, new)
     return new
 
 
