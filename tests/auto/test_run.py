@@ -20,10 +20,12 @@ CONTRACT = ("status", "best", "fallback", "pareto", "trials", "storage", "finali
 
 def test_result_contract_and_files(tiny, config_factory, tmp_path):
     model, data, spec = tiny
-    result = auto_compress(model, data, config_factory(target="macs<=1e9"), tmp_path / "out",
+    result = auto_compress(model, data, config_factory(target="macs<=1e9", top_k=2), tmp_path / "out",
                            device=__import__("torch").device("cpu"), data_spec=spec)
     out = tmp_path / "out"
     assert result["status"] == "met"
+    # the first finalist, the fewest MACs within the slack, kept the bound: no other plan has fewer, so no second
+    assert len(result["finalists"]) == 1 and "slack" in result["finalists"][0]["pick"]["rule"]
     for key in CONTRACT:
         assert key in result
     for name in ("model", "model.onnx", "recipe.yaml", "metrics.json", "report.html", "study.journal"):
@@ -43,7 +45,7 @@ def test_result_contract_and_files(tiny, config_factory, tmp_path):
     assert result["baseline_proxy"]["accuracy"] == evaluate(model, data.val, device="cpu")["accuracy"]
     assert all(r["accuracy"] is not None for r in result["trials"])
     with pytest.raises(DeepslimError, match="already holds a finished auto run"):
-        auto_compress(model, data, config_factory(target="macs<=1e9"), out, device=__import__("torch").device("cpu"),
+        auto_compress(model, data, config_factory(target="macs<=1e9", top_k=2), out, device=__import__("torch").device("cpu"),
                       data_spec=spec)
 
 

@@ -85,23 +85,27 @@ def measured_figures(metrics: dict, timed: dict, batch: int) -> dict:
             "run_seconds": metrics.get("run_seconds")}
 
 
-def run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend, resume_hint,
+def run_finalists(model, data, space, picker, out, config, device, deadline, state, proxy, spend, resume_hint,
                   result) -> list[dict]:
-    """Full runs of the ``picked`` plans while the budget lasts (each skipped if its estimate exceeds what is
-    left, a failing one recorded), then all finished ones timed together with the input model."""
+    """Full runs of up to ``config.top_k`` plans, each chosen by ``picker`` (a ``FinalistPicker``) after the
+    runs before it, while the budget lasts (a plan is skipped if its estimate exceeds what is left; a
+    failing one is recorded), then all finished ones timed together with the input model."""
     finalists, finished = [], []
     overhead = state["baseline_proxy"]["seconds"]
     # the input model's timed epoch bounds any plan's (a pruned model trains faster); a trial's own time can
     # be inflated by workers sharing the machine on one thread each, so the smaller estimate is taken
     per_sample_epoch = state["train_estimate_s"] / max(1, min(config.proxy_images, len(data.train))) / max(
         1, round(min(space_epochs(space)) * config.proxy_epoch_scale))
-    for row in picked:
+    while len(finalists) < config.top_k and (row := picker.next(finalists)) is not None:
         estimate = min(estimate_full_seconds(row, len(data.train), config.proxy_images,
                                              proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead),
                        per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)
+        pick = row.pop("pick")
         entry = {"trial": row["trial"], "plan": row["plan"], "description": row["description"], "proxy": row,
-                 "estimate_s": round(estimate, 1), "folder": f"finalists/trial-{row['trial']:04d}"}
+                 "pick": pick, "estimate_s": round(estimate, 1), "folder": f"finalists/trial-{row['trial']:04d}"}
         finalists.append(entry)
+        log(f"finalist {len(finalists)} of at most {config.top_k}: trial {row['trial']}, {pick['rule']}"
+            + (f"; predicted full drop {pick['predicted_drop']:.2f}" if "predicted_drop" in pick else ""))
         left = deadline - time.time()
         if estimate > left and not (out / entry["folder"] / "state.json").is_file():
             entry["skipped"] = f"its full run would take about {format_seconds(estimate)}; {format_seconds(left)} left"
@@ -122,6 +126,7 @@ def run_finalists(model, data, space, picked, out, config, device, deadline, sta
             continue
         spend()
         entry["metrics"] = {k: metrics[k] for k in ("baseline", "final", "headline") if k in metrics}
+        entry["full_drop"] = round(metrics["baseline"]["accuracy"] - metrics["final"]["accuracy"], 4)
         finished.append(entry)
     if finished:
         cases = dict(_full_task(proxy, data).latency_cases())

@@ -19,7 +19,7 @@ from ..export.files import write_atomic, write_json_atomic
 from ..pipeline.publish import deployed_onnx
 from ..pipeline.tasks import task_for
 from .finalists import full_recipe
-from .result import pick_finalists
+from .picking import FinalistPicker
 
 
 def _copy_model(stage_dir: Path, out: Path) -> None:
@@ -49,9 +49,8 @@ def publish_result(out: Path, result: dict, space, proxy, config) -> None:
                                                                      "macs", "size_mb")}}
     else:
         here = [r for r in result["trials"] if (out / "trials" / f"{r['trial']:04d}" / "stages").is_dir()]
-        picked = pick_finalists(here, config.target, 1)
-        if picked:
-            row = picked[0]
+        row = FinalistPicker(here, config.target, config.max_drop, config.proxy_slack).next([])
+        if row is not None:
             stage_dir = _last_stage(out / "trials" / f"{row['trial']:04d}")
             full = task_for(proxy.full_data, proxy.model, proxy.device)
             log(f"no full run fitted the budget: publishing proxy trial {row['trial']}, scored on the test split")

@@ -40,29 +40,6 @@ def pareto_front(rows: list[dict], maximize_value: bool) -> list[dict]:
     return sorted(front, key=lambda r: r["accuracy"])
 
 
-def pick_finalists(rows: list[dict], target: Target, k: int) -> list[dict]:
-    """Up to ``k`` plans for a full run, spread along the proxy Pareto front of the feasible trials (the part
-    within half the best plan's gain): the best on the target's metric first, then the most accurate,
-    then evenly between (a short fine-tune ranks plans but does not say exactly what a full one
-    recovers, so the picks hedge). When no trial is feasible: the ``k`` that missed the bound by least."""
-    done = [r for r in rows if r.get("accuracy") is not None and r.get("repeat_of") is None]
-    feasible = [r for r in done if r["feasible"]]
-    if not feasible:
-        return distinct_plans(sorted(done, key=lambda r: r["drop"]))[:k]
-    front = distinct_plans(sorted(pareto_front(feasible, not target.minimize()),
-                             key=lambda r: (-r["value"] if not target.minimize() else r["value"])))
-    # the accurate end of the front can be a plan that barely compresses: not worth a full run, so the
-    # spread stops at half the best plan's gain (twice its cost)
-    best = front[0]["value"]
-    front = [r for r in front if (r["value"] >= best / 2 if not target.minimize() else r["value"] <= best * 2)]
-    if len(front) <= k:
-        return front
-    if k == 1:
-        return front[:1]
-    spots = [0, len(front) - 1] + [round(i * (len(front) - 1) / (k - 1)) for i in range(1, k - 1)]
-    return [front[i] for i in spots]
-
-
 def distinct_plans(rows: list[dict]) -> list[dict]:
     """``rows`` in order, each plan once (its first row)."""
     picked, seen = [], set()

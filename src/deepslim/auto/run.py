@@ -12,8 +12,9 @@ Layout of ``OUT``::
 
 Phases: (1) the input model is measured at the proxy fidelity; (2) Optuna searches plans with
 short fine-tunes on a subset, scored on the validation split, latency measured per trial; the
-search stops early enough to leave time for (3) the top-k plans' full runs, scored on the test
-split; (4) the finalists and the input model are timed together in turns; the fastest finalist
+search stops early enough to leave time for (3) full runs of up to top-k plans, scored on the test
+split, each picked after the runs before it have measured how much the proxy overstates the loss
+(``picking.py``); (4) the finalists and the input model are timed together in turns; the fastest finalist
 within the accuracy bound is published. A rerun of the same command resumes each phase.
 
 Example:
@@ -39,8 +40,9 @@ from ..export import save
 from ..export.files import write_json_atomic
 from .engine import open_study, run_workers
 from .finalists import run_finalists
+from .picking import FinalistPicker
 from .publish import publish_result
-from .result import choose, pareto_front, pick_finalists, status_of, trial_rows
+from .result import choose, pareto_front, status_of, trial_rows
 from .retime import apply_retimed, retime_candidates
 from .space import space_epochs, space_for
 from .study import JOURNAL, recover_stale_trials, redact
@@ -216,8 +218,8 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
                                                maximize_value=not config.target.minimize(), n=config.retime))
     apply_retimed(rows, state["retimed"], config.target.metric)
     result["pareto"] = pareto_front(rows, not config.target.minimize())
-    picked = pick_finalists(rows, config.target, config.top_k)
-    finalists = run_finalists(model, data, space, picked, out, config, device, deadline, state, proxy, spend,
+    picker = FinalistPicker(rows, config.target, config.max_drop, config.proxy_slack)
+    finalists = run_finalists(model, data, space, picker, out, config, device, deadline, state, proxy, spend,
                                resume_hint, result)
     best, fallback = choose(finalists, config.target, config.max_drop)
     result.update(status=status_of(best, fallback, config.target), finalists=finalists, best=best, fallback=fallback)

@@ -34,14 +34,16 @@ def add_parser(sub) -> None:
     p.add_argument("--budget", default="2h", help="wall time for the whole run, e.g. 2h, 45m, 600s (default 2h)")
     p.add_argument("--batch", type=int, default=1, help="batch size the latency target is measured at (default 1)")
     p.add_argument("--trials", type=int, help="stop the search after this many finished trials (default: budget)")
-    p.add_argument("--top-k", type=int, default=3, help="plans given a full run (default 3)")
+    p.add_argument("--top-k", type=int, default=3, help="at most this many plans get a full run, picked one at a time: each after the runs before it "
+                        "measured how much the proxy overstates the loss (default 3)")
     p.add_argument("--proxy-images", type=int, default=8192,
                    help="training samples a trial fine-tunes on (default 8192)")
     p.add_argument("--proxy-epoch-scale", type=float, default=0.15,
                    help="a trial trains this fraction of the plan's epochs, at least one (default 0.15)")
     p.add_argument("--proxy-slack", type=float, default=3.0,
                    help="extra points a trial may lose and still count as feasible: its short fine-tune recovers "
-                        "less than the full one (on the flagship, 2-3 points less; default 3.0)")
+                        "less than the full one (on the flagship, 2-3 points less; default 3.0). It also bounds the "
+                        "first finalist; later ones are picked by the measured full/proxy loss ratio")
     p.add_argument("--retime", type=int, default=8,
                    help="before the pick, time this many of the best plans again, together (default 8)")
     p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
@@ -140,7 +142,10 @@ def _print(result: dict, out: Path) -> None:
         print(f"  trial {f['trial']}: {f['description']}: " + (
             f"{m['accuracy']:.2f}% ({-m['drop']:+.2f}), {m['speedup']:.2f}x "
             f"[{m['speedup_range'][0]:.2f}-{m['speedup_range'][1]:.2f}], {m['macs'] / 1e6:.2f}M MACs, "
-            f"{m['size_mb']:.3f} MB" if m else f"skipped ({f.get('skipped')})"))
+            f"{m['size_mb']:.3f} MB" if m else f"skipped ({f['skipped']})" if f.get("skipped") else
+            f"failed ({f.get('error')})"))
+        if f.get("pick"):
+            print(f"    picked as the {f['pick']['rule']}")
     pub = result.get("published")
     print(f"\nstatus: {result['status']} (target {result['target']}, at most {result['max_drop']} points lost)")
     if pub:
