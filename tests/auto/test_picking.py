@@ -5,8 +5,10 @@ SPEED = parse_target("speedup>=6")
 
 
 def _row(trial, drop, value, accuracy=None, **extra):
-    return {"trial": trial, "accuracy": 95.0 - drop if accuracy is None else accuracy, "drop": drop, "value": value,
-            "plan": {"id": trial}, "repeat_of": None, **extra}
+    row = {"trial": trial, "accuracy": 95.0 - drop if accuracy is None else accuracy, "drop": drop, "value": value,
+           "speedup": value, "ort_latency_ms": 1.0 / value, "plan": {"id": trial}, "repeat_of": None,
+           "retimed": {}}
+    return row | extra
 
 
 def _tried(row, full_drop=None, **extra):
@@ -59,11 +61,28 @@ def test_with_nothing_within_the_slack_the_least_damaged_plan_first():
     assert picker.next([_tried(first, full_drop=0.5)]) is None
 
 
-def test_a_cost_target_picks_the_lowest_cost_and_skips_repeats():
+def test_a_cost_target_picks_as_the_result_is_chosen_the_fastest_plan_that_reaches_it():
     cost = parse_target("macs<=5e6")
-    rows = [_row(0, 1.0, 3e6), _row(1, 0.5, 4e6), _row(2, 1.0, 3e6, repeat_of=0), _row(3, 0.2, 2e6, accuracy=None)]
-    rows[3]["accuracy"] = None  # a failed trial
+    rows = [_row(0, 1.0, 3e6, speedup=2.0, macs=3e6), _row(1, 0.8, 4e6, speedup=3.0, macs=4e6),
+            _row(2, 0.1, 6e6, speedup=1.5, macs=6e6), _row(3, 0.8, 4e6, speedup=3.0, macs=4e6, repeat_of=1),
+            _row(4, 0.2, 2e6, speedup=9.0, macs=2e6, accuracy=None)]
+    rows[4]["accuracy"] = None  # a failed trial
     picker = FinalistPicker(rows, cost, max_drop=0.5, slack=1.0)
-    assert picker.next([])["trial"] == 0
-    assert picker.next([_tried(rows[0], full_drop=0.1)]) is None  # nothing cheaper than a plan that kept the bound
-    assert picker.next([_tried(rows[0], full_drop=0.6)])["trial"] == 1  # ratio 0.6: 0.5 x 0.6 = 0.3
+    assert picker.next([])["trial"] == 1  # reaches 5e6 MACs and is faster than trial 0, which has fewer
+    assert picker.next([_tried(rows[1], full_drop=0.1)]) is None  # nothing faster reaches the target
+    # trial 1 lost 0.8 of 0.8 in full (ratio 1.0): trial 0 is predicted at 1.0, trial 2 (misses 5e6) at 0.1
+    assert picker.next([_tried(rows[1], full_drop=0.8)])["trial"] == 2
+
+
+def test_a_pick_whose_speed_up_was_never_retimed_is_timed_again_first():
+    rows = [_row(0, 2.0, 6.0, retimed=None), _row(1, 2.0, 4.0)]
+    del rows[0]["retimed"]  # a lucky trial window: 6.0x, not yet timed again
+    calls = []
+
+    def retime(row):
+        calls.append(row["trial"])
+        return {"speedup": 3.0, "ort_latency_ms": 0.1}
+
+    first = FinalistPicker(rows, SPEED, max_drop=0.5, slack=3.0, retime=retime).next([])
+    assert calls == [0] and first["trial"] == 1  # 3.0x after retiming: trial 1 (4.0x) is faster
+    assert rows[0]["speedup"] == 3.0 and rows[0]["speedup_trial"] == 6.0

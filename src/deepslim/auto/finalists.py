@@ -23,6 +23,7 @@ from ..pipeline.publish import deployed_onnx
 from ..pipeline.tasks import task_for
 from ..profiling.latency import interleave_latency
 from .engine import proxy_epochs
+from .picking import pick_text
 from .space import recipe_text, space_epochs
 from .target import format_seconds
 
@@ -104,8 +105,7 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
         entry = {"trial": row["trial"], "plan": row["plan"], "description": row["description"], "proxy": row,
                  "pick": pick, "estimate_s": round(estimate, 1), "folder": f"finalists/trial-{row['trial']:04d}"}
         finalists.append(entry)
-        log(f"finalist {len(finalists)} of at most {config.top_k}: trial {row['trial']}, {pick['rule']}"
-            + (f"; predicted full drop {pick['predicted_drop']:.2f}" if "predicted_drop" in pick else ""))
+        log(f"finalist {len(finalists)} of at most {config.top_k}: trial {row['trial']}, {pick_text(pick)}")
         left = deadline - time.time()
         if estimate > left and not (out / entry["folder"] / "state.json").is_file():
             entry["skipped"] = f"its full run would take about {format_seconds(estimate)}; {format_seconds(left)} left"

@@ -1,7 +1,7 @@
 """Which plans get a full run: one at a time, each picked after the full runs before it calibrated the proxy.
 
 A short fine-tune overstates a plan's accuracy loss, by a factor that depends on the model and the
-data (on the flagship, full runs lost 0.21-0.27 of what proxies losing 0.8-3.2 points lost). A fixed
+data (on the flagship, full runs lost 0.21-0.30 of what proxies losing 0.8-3.2 points lost). A fixed
 slack either lets through plans that lose too much in full or shuts out plans that would keep the
 bound, so the picks learn the factor from the full runs themselves:
 
@@ -12,12 +12,16 @@ bound, so the picks learn the factor from the full runs themselves:
 3. once a finalist keeps the bound in full, only plans faster than it are tried; with none left, the
    picking ends early.
 
-"Fastest" is the best value of the target's metric (speed-up up; latency, MACs or size down).
+"Fastest" is the order the published plan is chosen by (``result.choose``): plans that reach the
+target first, by speed-up; then the others, closest to the target first. A plan whose speed-up
+comes only from its trial's short latency window is timed again (``retime``) before it is picked.
 
 Example:
     >>> from deepslim.auto.target import parse_target
-    >>> rows = [{"trial": 0, "accuracy": 90.0, "drop": 4.0, "value": 6.0, "plan": {"r": 0}, "repeat_of": None},
-    ...         {"trial": 1, "accuracy": 92.0, "drop": 2.0, "value": 4.0, "plan": {"r": 1}, "repeat_of": None}]
+    >>> rows = [{"trial": 0, "accuracy": 90.0, "drop": 4.0, "value": 6.0, "speedup": 6.0, "plan": {"r": 0},
+    ...          "repeat_of": None},
+    ...         {"trial": 1, "accuracy": 92.0, "drop": 2.0, "value": 4.0, "speedup": 4.0, "plan": {"r": 1},
+    ...          "repeat_of": None}]
     >>> picker = FinalistPicker(rows, parse_target("speedup>=6"), max_drop=0.5, slack=3.0)
     >>> picker.next([])["trial"]  # the fastest plan within the slack: 2.0 <= 0.5 + 3.0
     1
@@ -26,27 +30,30 @@ Example:
 from __future__ import annotations
 
 from .result import distinct_plans
+from .retime import apply_retimed
 from .target import Target
 
-MIN_PROXY_DROP = 0.1  # a proxy that lost less than this gives no usable ratio
+MIN_PROXY_DROP = 0.5  # below this, a proxy's loss is mostly the validation split's noise: no usable ratio
 MIN_RATIO = 0.1       # a full run that lost nothing says little about how much a harder plan loses
 
 
 class FinalistPicker:
     """Picks finalists from the trial ``rows`` one at a time; ``next(tried)`` takes the finalists tried so
     far (entries with ``trial``, ``proxy`` (their row) and, once their full run finished, ``full_drop``)
-    and returns the next row, or None."""
+    and returns the next row, or None. ``retime(row)``, when given, times a row again and returns its
+    figures (``retime.apply_retimed``'s form) or None; the rows are updated in place."""
 
-    def __init__(self, rows: list[dict], target: Target, max_drop: float, slack: float):
+    def __init__(self, rows: list[dict], target: Target, max_drop: float, slack: float, retime=None):
+        self.target, self.max_drop, self.slack, self.retime = target, max_drop, slack, retime
         done = [r for r in rows if r.get("accuracy") is not None and r.get("value") is not None
                 and r.get("repeat_of") is None]
-        # the same plan twice (re-proposed or retried): its first row
-        self.rows = distinct_plans(sorted(done, key=lambda r: (self._speed_key(r, target), -r["accuracy"])))
-        self.target, self.max_drop, self.slack = target, max_drop, slack
+        self.rows = distinct_plans(done)  # the same plan twice (a retried trial): its first row
 
-    @staticmethod
-    def _speed_key(row: dict, target: Target) -> float:
-        return row["value"] if target.minimize() else -row["value"]
+    def rank(self, row: dict) -> tuple:
+        """Smaller is better: reaching the target first, by speed-up; then the closest to the target."""
+        if self.target.met(row):
+            return (0, -(row.get("speedup") or 0.0))
+        return (1, row["value"] if self.target.minimize() else -row["value"])
 
     def ratio(self, finished: list[dict]) -> float | None:
         """The largest full drop / proxy drop among finished finalists (None before any usable one)."""
@@ -57,18 +64,31 @@ class FinalistPicker:
     def next(self, tried: list[dict]) -> dict | None:
         """The next plan to run in full, given the finalists ``tried`` so far (finished, failed or skipped);
         the row gains ``pick``: the rule that chose it and, when calibrated, the predicted full drop."""
+        while True:
+            choice = self._choose(tried)
+            if choice is None or self.retime is None or "retimed" in choice:
+                return choice
+            row = next(r for r in self.rows if r["trial"] == choice["trial"])
+            figures = self.retime(row)
+            if figures is None:  # its files are elsewhere (another machine's trial): the trial's figures stand
+                row["retimed"] = None
+            else:
+                apply_retimed([row], {str(row["trial"]): figures}, self.target.metric)
+
+    def _choose(self, tried: list[dict]) -> dict | None:
         seen = {f["trial"] for f in tried}
         finished = [f for f in tried if f.get("full_drop") is not None]
         keeping = [f for f in finished if f["full_drop"] <= self.max_drop + 1e-9]
-        candidates = [r for r in self.rows if r["trial"] not in seen]
+        candidates = sorted((r for r in self.rows if r["trial"] not in seen),
+                            key=lambda r: (self.rank(r), -r["accuracy"]))
         if keeping:  # only a faster plan can beat a finalist that keeps the bound
-            fastest = min(self._speed_key(f["proxy"], self.target) for f in keeping)
-            candidates = [r for r in candidates if self._speed_key(r, self.target) < fastest]
+            best = min(self.rank(f["proxy"]) for f in keeping)
+            candidates = [r for r in candidates if self.rank(r) < best]
         ratio = self.ratio(finished)
         if ratio is None:
             within = [r for r in candidates if r["drop"] <= self.max_drop + self.slack]
             if within:
-                return {**within[0], "pick": {"rule": f"fastest plan within the proxy slack ({self.slack:g} points)"}}
+                return {**within[0], "pick": {"rule": f"the fastest plan within the proxy slack ({self.slack:g} points)"}}
             if finished or not candidates:
                 return None
             least = min(candidates, key=lambda r: r["drop"])
@@ -76,7 +96,14 @@ class FinalistPicker:
         for row in candidates:
             predicted = max(0.0, row["drop"]) * ratio
             if predicted <= self.max_drop + 1e-9:
-                return {**row, "pick": {"rule": f"fastest plan predicted to keep the bound (full runs lost up to "
-                                                f"{ratio:.2f} of their proxy's loss)",
+                return {**row, "pick": {"rule": f"the fastest plan predicted to keep the bound (full runs lost up "
+                                                f"to {ratio:.2f} of their proxy's loss)",
                                         "ratio": round(ratio, 3), "predicted_drop": round(predicted, 2)}}
         return None
+
+
+def pick_text(pick: dict | None) -> str:
+    """A finalist's pick for people: the rule, and the predicted full drop when there is one."""
+    if not pick:
+        return ""
+    return pick["rule"] + (f"; predicted full drop {pick['predicted_drop']:.2f}" if "predicted_drop" in pick else "")

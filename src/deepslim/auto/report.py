@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..export.files import write_atomic
 from ..pipeline.report import _png
+from .picking import pick_text
 
 REPORT = "report.html"
 
@@ -63,7 +64,7 @@ def render_auto_report(result: dict) -> str:
     published = (f"published trial {pub['trial']} ({pub['kind']}, {pub['fidelity']} fidelity): {pub['description']}; "
                  f"{pub['accuracy']:.2f} ({-pub['drop']:+.2f} points) on the test split, {pub['speedup']:.2f}x at batch "
                  f"{result['batch']}" if pub else "nothing published: no trial finished")
-    fin_rows = [[f["trial"], f["description"], f.get("pick", {}).get("rule", ""),
+    fin_rows = [[f["trial"], f["description"], pick_text(f.get("pick")),
                  f.get("skipped") or f.get("error") or "",
                  f.get("measured", {}).get("accuracy"), f.get("measured", {}).get("drop"),
                  f.get("measured", {}).get("speedup"), f.get("measured", {}).get("ort_latency_ms"),
@@ -90,7 +91,7 @@ td:nth-child(-n+3), th:nth-child(-n+3) {{ text-align: left; }}
 <p>Source <b>{_c(result.get('source'))}</b>; storage {_c(result['storage'])}; time spent {_c(result.get('spent_s'))} s of
 {_c(result['budget_s'])} s. Resume: {_c(result['resume'])}.</p>
 <h2>Finalists (full fine-tune, test split; timed together in turns)</h2>
-{_table(['trial', 'plan', 'picked as', 'skipped / failed', 'accuracy %', 'drop', 'speed-up', 'ORT ms', 'MACs', 'ONNX MB'], fin_rows)}
+{_table(['trial', 'plan', 'picked', 'skipped / failed', 'accuracy %', 'drop', 'speed-up', 'ORT ms', 'MACs', 'ONNX MB'], fin_rows)}
 <h2>Pareto plot of the trials</h2>
 {f'<img alt="Pareto plot" src="{plot}">' if plot else '<p>No trial finished.</p>'}
 <h2>Trials (proxy: short fine-tune on a subset, validation split)</h2>

@@ -29,15 +29,16 @@ def candidates(rows: list[dict], maximize_value: bool, n: int) -> list[dict]:
 
 
 def retime_candidates(out: Path, rows: list[dict], example, *, batch: int, seconds: float, maximize_value: bool,
-                      n: int = 8) -> dict:
-    """``{trial: {speedup, ort_latency_ms, ...}}`` for the ``n`` candidates, timed together with the input model."""
+                      n: int = 8, pick: bool = True) -> dict:
+    """``{trial: {speedup, ort_latency_ms, ...}}`` for the ``n`` candidates (``pick=False``: ``rows`` as they
+    are), timed together with the input model."""
     # with a shared database some trials ran on other machines: their files are not here to time
-    chosen = candidates([r for r in rows if r.get("onnx") and (out / "trials" / f"{r['trial']:04d}" / r["onnx"]).is_file()],
-                        maximize_value, n)
+    here = [r for r in rows if r.get("onnx") and (out / "trials" / f"{r['trial']:04d}" / r["onnx"]).is_file()]
+    chosen = candidates(here, maximize_value, n) if pick else here[:n]
     if not chosen:
         return {}
     files = [out / "baseline" / "model.onnx"] + [out / "trials" / f"{r['trial']:04d}" / r["onnx"] for r in chosen]
-    log(f"timing the input model and the {len(chosen)} most promising plans again, together, in turns "
+    log(f"timing the input model and {len(chosen)} plan(s) again, together, in turns "
         f"(about {len(files) * seconds:.0f} s)")
     (times,) = interleave_latency(files, example, batch_sizes=(batch,), runtimes=("onnxruntime",), min_seconds=seconds)
     retimed = {}

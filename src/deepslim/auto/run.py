@@ -218,7 +218,15 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
                                                maximize_value=not config.target.minimize(), n=config.retime))
     apply_retimed(rows, state["retimed"], config.target.metric)
     result["pareto"] = pareto_front(rows, not config.target.minimize())
-    picker = FinalistPicker(rows, config.target, config.max_drop, config.proxy_slack)
+    def retime_one(row: dict) -> dict | None:  # a pick whose speed-up is still its trial's own short window
+        key = str(row["trial"])
+        if key not in state["retimed"]:  # recorded: a resumed run picks from the same figures
+            clock.record(retimed={**state["retimed"], **retime_candidates(
+                out, [row], proxy.latency_input, batch=config.batch, seconds=config.final_latency_seconds * 2,
+                maximize_value=not config.target.minimize(), n=1, pick=False)})
+        return state["retimed"].get(key)
+
+    picker = FinalistPicker(rows, config.target, config.max_drop, config.proxy_slack, retime=retime_one)
     finalists = run_finalists(model, data, space, picker, out, config, device, deadline, state, proxy, spend,
                                resume_hint, result)
     best, fallback = choose(finalists, config.target, config.max_drop)

@@ -126,6 +126,8 @@ def run(args) -> int:
 
 
 def _print(result: dict, out: Path) -> None:
+    from ..auto.picking import pick_text
+
     rows = [r for r in result["trials"] if r.get("accuracy") is not None]
     if result["status"] == "searched":
         mine = sum(1 for r in rows if r.get("repeat_of") is None and (out / "trials" / f"{r['trial']:04d}").is_dir())
@@ -145,7 +147,7 @@ def _print(result: dict, out: Path) -> None:
             f"{m['size_mb']:.3f} MB" if m else f"skipped ({f['skipped']})" if f.get("skipped") else
             f"failed ({f.get('error')})"))
         if f.get("pick"):
-            print(f"    picked as the {f['pick']['rule']}")
+            print(f"    picked: {pick_text(f['pick'])}")
     pub = result.get("published")
     print(f"\nstatus: {result['status']} (target {result['target']}, at most {result['max_drop']} points lost)")
     if pub:
