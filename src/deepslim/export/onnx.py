@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core import DeepslimError
+from ..core import DeepslimError, eval_mode
 from ..core.inputs import check_inputs
 from .files import write_atomic
 from .onnx_io import ExportPlan, ort_feed, plan_export, resized
@@ -96,10 +96,9 @@ def export_onnx(model: nn.Module, path: str | Path, example_inputs, *, opset: in
     """
     check_inputs(model, example_inputs)  # before anything is touched: names forward's parameters
     path = Path(path)
-    modes = {m: m.training for m in model.modules()}  # per module: a model may keep some layers in eval
     on_cpu = all(t.device.type == "cpu" for t in list(model.parameters()) + list(model.buffers()))
-    model = (model if on_cpu else copy.deepcopy(model).cpu()).eval()  # never move the caller's model
-    try:
+    with eval_mode(model):  # each of the caller's modules back in its own mode after; a copy made here is in eval
+        model = model if on_cpu else copy.deepcopy(model).cpu()  # never move the caller's model
         plan = plan_export(model, example_inputs, batch=dynamic_batch, sequence=dynamic_sequence,
                            extra_axes=dynamic_axes)
         result = {"path": str(path), "max_abs_diff": None, "input_names": plan.input_names,
@@ -129,9 +128,6 @@ def export_onnx(model: nn.Module, path: str | Path, example_inputs, *, opset: in
         except OSError as exc:
             raise DeepslimError(f"cannot write {path}: {exc.strerror or exc}",
                                 hint="choose a writable output path") from exc
-    finally:
-        for module, training in modes.items():  # on_cpu: the caller's own model was put in eval
-            module.training = training
     return result
 
 

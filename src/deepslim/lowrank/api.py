@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..core import Config, DeepslimError, log, set_submodule
+from ..core import Config, DeepslimError, eval_mode, log, set_submodule
 from ..core.inputs import check_inputs
 from ..export.files import write_json_atomic
 from ..profiling.counting import count_ops
@@ -170,8 +170,5 @@ def factorize_(model: nn.Module, config: Factorization, example_inputs, *, val_d
 
 
 def _macs(model: nn.Module, example_inputs) -> int:
-    was_training = model.training
-    try:
-        return count_ops(model.eval(), example_inputs).macs
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        return count_ops(model, example_inputs).macs

@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from ..core import eval_mode
 from ..core.inputs import call_model
 
 
@@ -23,12 +24,10 @@ def record_shapes(model: nn.Module, example_inputs, names) -> dict[str, tuple]:
         def hook(module, inputs, output, name=name):
             shapes.setdefault(name, (tuple(inputs[0].shape), tuple(output.shape)))
         hooks.append(modules[name].register_forward_hook(hook))
-    was_training = model.training
     try:
-        with torch.no_grad():
-            call_model(model.eval(), example_inputs)
+        with eval_mode(model), torch.no_grad():
+            call_model(model, example_inputs)
     finally:
-        model.train(was_training)
         for h in hooks:
             h.remove()
     return shapes

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..core import DeepslimError
+from ..core import DeepslimError, eval_mode
 from ..core.inputs import as_args_kwargs, check_inputs
 from .counting import LayerCount, count_ops
 from .memory import param_bytes, peak_activation_bytes
@@ -113,11 +113,10 @@ def profile(model: nn.Module, example_inputs) -> Profile:
     """
     check_inputs(model, example_inputs)  # names forward's parameters before anything runs
     shapes = input_shapes(example_inputs)
-    was_training = model.training
-    model.eval()
     try:
-        counts = count_ops(model, example_inputs)
-        activations = peak_activation_bytes(model, example_inputs)
+        with eval_mode(model):
+            counts = count_ops(model, example_inputs)
+            activations = peak_activation_bytes(model, example_inputs)
     except DeepslimError:
         raise
     except Exception as exc:  # any failure inside the user's forward
@@ -127,8 +126,6 @@ def profile(model: nn.Module, example_inputs) -> Profile:
                 else "check each input's shape and dtype against what forward expects")
         raise DeepslimError(f"the model failed on inputs of shape {_shape_text(shapes)}: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", hint=hint) from exc
-    finally:
-        model.train(was_training)
     return Profile(params=counts.params, macs=counts.macs, flops=counts.flops, other_flops=counts.other_flops,
                    activation_bytes=activations, param_bytes=param_bytes(model), input_shape=shapes,
                    output_shape=counts.output_shape, layers=counts.layers, uncounted=counts.uncounted)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..core import train_mode
 from .formulas import EXTRA_FORMULAS
 
 
@@ -19,37 +20,34 @@ def training_step_flops(model: nn.Module, batch: torch.Tensor, num_classes: int 
         >>> training_step_flops(nn.Linear(8, 4), torch.randn(2, 8))  # forward 2*64 + weight gradient 2*64
         256
     """
-    was_training = model.training
-    model.train()
     counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS)
     try:
-        with counter:
+        with train_mode(model), counter:
             logits = model(batch)
             targets = torch.zeros(len(batch), dtype=torch.long, device=batch.device)
             F.cross_entropy(logits, targets).backward()
     finally:
         model.zero_grad(set_to_none=True)
-        model.train(was_training)
     return counter.get_total_flops()
 
 
 def time_training_steps(model: nn.Module, batch: torch.Tensor, steps: int = 5, warmup: int = 2) -> float:
-    """Median seconds of one SGD training step on ``batch`` (weights are restored afterwards)."""
+    """Median seconds of one SGD training step on ``batch`` (weights and modes are restored afterwards)."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
     targets = torch.zeros(len(batch), dtype=torch.long, device=batch.device)
-    model.train()
     times = []
     try:
-        for i in range(warmup + steps):
-            t0 = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(batch), targets).backward()
-            optimizer.step()
-            if batch.device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
+        with train_mode(model):
+            for i in range(warmup + steps):
+                t0 = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(model(batch), targets).backward()
+                optimizer.step()
+                if batch.device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i >= warmup:
+                    times.append(time.perf_counter() - t0)
     finally:
         model.load_state_dict(state)
         model.zero_grad(set_to_none=True)

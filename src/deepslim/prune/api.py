@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..core import Config, DeepslimError
+from ..core import Config, DeepslimError, eval_mode
 from ..core.inputs import check_inputs
 from ..export.files import write_atomic, write_json_atomic
 from .blocks import drop_blocks
@@ -92,11 +92,8 @@ def _count_macs(model: nn.Module, example_inputs) -> int | None:
         return None
     from ..profiling.counting import count_ops
 
-    was_training = model.training
-    try:
-        return count_ops(model.eval(), example_inputs).macs
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        return count_ops(model, example_inputs).macs
 
 
 def _task(task, loss_fn):

@@ -20,12 +20,11 @@ stacks in an ``nn.ModuleList`` (``prune/layers.py``), not a CNN's blocks.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-from ..core import DeepslimError, set_submodule
+from ..core import DeepslimError, eval_mode, set_submodule
 from ..core.inputs import call_model
 from .config import BlockDropping
 from .loss import DataLoss
@@ -103,18 +102,6 @@ def droppable_blocks(model: nn.Module, example_inputs) -> list[str]:
         found = [n for n in seen_inputs if calls[n] == 1 and _private(model, n, watched[n], holders)
                  and _residual(watched[n], seen_inputs[n])]
     return [n for n in found if not any(other.startswith(n + ".") for other in found)]
-
-
-@contextmanager
-def eval_mode(model: nn.Module):
-    """Every module in eval mode inside, and back to its own mode after (a frozen BatchNorm stays frozen)."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 def _greedy(model: nn.Module, candidates: list[str], count: int, loss: DataLoss) -> tuple[list[str], list[dict]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..core import DeepslimError, set_submodule
+from ..core import DeepslimError, eval_mode, set_submodule
 from .config import LayerDropping
 from .loss import DataLoss
 
@@ -144,12 +144,9 @@ def drop_layers(model: nn.Module, cfg: LayerDropping, example_inputs=None, *, da
         elif cfg.selection == "first":
             kept = list(range(n - keep, n))
         else:
-            was_training = model.training
-            model.eval()
-            try:
-                kept, rounds = _greedy(model, name, keep, DataLoss(model, data, example_inputs, task, owner="LayerDropping(selection='greedy_loss')"))
-            finally:
-                model.train(was_training)
+            with eval_mode(model):
+                kept, rounds = _greedy(model, name, keep, DataLoss(model, data, example_inputs, task,
+                                                                   owner="LayerDropping(selection='greedy_loss')"))
     layers = list(stack)
     _set_layers(model, name, [layers[i] for i in kept])
     _sync_counts(model, name, n, len(kept), kept)

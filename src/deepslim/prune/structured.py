@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..core import DeepslimError
+from ..core import DeepslimError, eval_mode
 from ..core.inputs import Batch, call_model, check_same_structure, model_device, move_inputs, split_batch
 from ..core.ties import retie, tensor_owner, tied_tensors
 from .attention import attention_layers, projections, sync_attention
@@ -166,45 +166,42 @@ def run_pruner(model: nn.Module, example_inputs, importance_name: str, options: 
     patch_torch_pruning()
     before = _shapes(model)
     backup = copy.deepcopy(model)
-    was_training = model.training
-    model.eval()
-    inputs = move_inputs(example_inputs, model_device(model))
-    try:
-        if prepare is not None:
-            prepare()
-        lifted, ties = _lift_buffers(model), tied_tensors(model)
+    with eval_mode(model):
+        inputs = move_inputs(example_inputs, model_device(model))
         try:
+            if prepare is not None:
+                prepare()
+            lifted, ties = _lift_buffers(model), tied_tensors(model)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    chosen = options() if callable(options) else dict(options)
+                    if lifted:
+                        chosen["ignored_layers"] = [*(chosen.get("ignored_layers") or []),
+                                                    *_meeting_buffers(model, inputs, lifted)]
+                    pruner = tp.pruner.MetaPruner(model, inputs, importance=importance(importance_name), **chosen)
+            except DeepslimError:
+                raise
+            except Exception as exc:
+                raise DeepslimError(f"cannot trace the model's channel dependencies: {_first_line(exc)}",
+                                    hint=hint) from exc
+            if importance_name == "taylor":
+                taylor_gradients(model, data, task)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                chosen = options() if callable(options) else dict(options)
-                if lifted:
-                    chosen["ignored_layers"] = [*(chosen.get("ignored_layers") or []),
-                                                *_meeting_buffers(model, inputs, lifted)]
-                pruner = tp.pruner.MetaPruner(model, inputs, importance=importance(importance_name), **chosen)
-        except DeepslimError:
-            raise
+                pruner.step()
+            _lower_buffers(lifted)
+            _retie(model, ties)
+            if finish is not None:
+                finish(pruner)
+            model.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                call_model(model, inputs)
         except Exception as exc:
-            raise DeepslimError(f"cannot trace the model's channel dependencies: {_first_line(exc)}",
-                                hint=hint) from exc
-        if importance_name == "taylor":
-            taylor_gradients(model, data, task)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pruner.step()
-        _lower_buffers(lifted)
-        _retie(model, ties)
-        if finish is not None:
-            finish(pruner)
-        model.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            call_model(model, inputs)
-    except Exception as exc:
-        model.__dict__.update(backup.__dict__)  # restore every submodule and parameter
-        if isinstance(exc, DeepslimError):
-            raise
-        raise DeepslimError(f"{what} failed and was undone: {_first_line(exc)}", hint=hint) from exc
-    finally:
-        model.train(was_training)
+            model.__dict__.update(backup.__dict__)  # restore every submodule and parameter
+            if isinstance(exc, DeepslimError):
+                raise
+            raise DeepslimError(f"{what} failed and was undone: {_first_line(exc)}", hint=hint) from exc
     after = _shapes(model)
     return {n: {"before": list(before[n]), "after": list(after.get(n, ()))}
             for n in before if before[n] != after.get(n)}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..core import DeepslimError, progress
+from ..core import DeepslimError, eval_mode, progress
 from .embedder import SentenceEmbedder, tokenize
 
 
@@ -46,16 +46,11 @@ def encode_texts(model: SentenceEmbedder, texts: list[str], *, onnx: str | Path 
         device = next(model.parameters()).device
         run = lambda inputs: model(**{k: v.to(device) for k, v in inputs.items()}).cpu()  # noqa: E731
     out = torch.empty(len(texts), model.hidden_size)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            limit = max_length or model.max_length
-            for rows in progress(_by_length(model, texts, batch_size, limit), desc=desc):
-                # the caller's max_length as given: None lets tokenize name the model's own limit
-                out[rows] = run(tokenize(model, [texts[r] for r in rows], max_length=max_length)).float()
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode():
+        limit = max_length or model.max_length
+        for rows in progress(_by_length(model, texts, batch_size, limit), desc=desc):
+            # the caller's max_length as given: None lets tokenize name the model's own limit
+            out[rows] = run(tokenize(model, [texts[r] for r in rows], max_length=max_length)).float()
     return out
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from ..core import DeepslimError, progress, resolve_device
+from ..core import DeepslimError, eval_mode, progress, resolve_device
 from ..core.inputs import batch_size as samples_in
 from ..core.inputs import (
     call_model,
@@ -128,21 +128,16 @@ def check_batches(model: nn.Module, task: Task, batches: list, *, target_optiona
                             hint="yield (inputs, target) batches, or judge against a teacher "
                                  "(EmbeddingMatch(teacher=...), deepslim.distill)")
     sample = slice_batch(inputs, 2)
-    was_training = model.training
-    try:
-        with torch.inference_mode():
-            model.eval()
-            try:
-                outputs = call_model(model, sample)
-            except (RuntimeError, ValueError, IndexError, TypeError) as exc:
-                raise DeepslimError(f"the model fails on the data's inputs: {str(exc).splitlines()[0]}",
-                                    hint="check the batches match what the model was built for") from exc
-            output_tensors(outputs)
-            reference = task.reference(sample, _first_two(target))
-            if reference is not None:
-                task.check(outputs, reference)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode():
+        try:
+            outputs = call_model(model, sample)
+        except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+            raise DeepslimError(f"the model fails on the data's inputs: {str(exc).splitlines()[0]}",
+                                hint="check the batches match what the model was built for") from exc
+        output_tensors(outputs)
+        reference = task.reference(sample, _first_two(target))
+        if reference is not None:
+            task.check(outputs, reference)
 
 
 def evaluate_batches(model: nn.Module, data, task: Task, *, batch_size: int = 1000, device="auto",
@@ -161,8 +156,6 @@ def evaluate_batches(model: nn.Module, data, task: Task, *, batch_size: int = 10
         1.0
     """
     dev = resolve_device(device)
-    was_training = model.training
-    model.eval()
     model.to(dev)
     if is_tensor_data(data):
         source, total_batches = BatchLoader(data, batch_size, device=dev), None
@@ -172,7 +165,7 @@ def evaluate_batches(model: nn.Module, data, task: Task, *, batch_size: int = 10
         iterator = iter(data)
         first = list(itertools.islice(iterator, CHECKED_BATCHES))
         source, total_batches = itertools.chain(first, iterator), getattr(data, "__len__", lambda: None)()
-    try:
+    with eval_mode(model):
         check_batches(model, task, first)
         score_sum, loss_sum, n = 0, 0.0, 0
         with torch.inference_mode():
@@ -183,7 +176,5 @@ def evaluate_batches(model: nn.Module, data, task: Task, *, batch_size: int = 10
                 if task.metric_name is not None:
                     score_sum += task.scores(outputs, reference).sum().item()
                 n += samples_in(inputs)
-    finally:
-        model.train(was_training)
     result = {task.metric_name: metric_value(task, score_sum, n)} if task.metric_name is not None else {}
     return {**result, "loss": loss_sum / max(1, n), "n": n}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core import train_mode
 from ..core.inputs import batch_size as samples_in
 from ..core.inputs import call_model, slice_batch
 
@@ -28,21 +29,19 @@ def recalibrate_batchnorm_(model: nn.Module, images, batch_size: int = 128) -> i
     n = len(images) if isinstance(images, torch.Tensor) else samples_in(images)
     if not norms or n == 0:
         return 0
-    was_training = model.training
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: every batch counts equally
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    model.train()
     try:
-        for start in range(0, n, batch_size):
-            if isinstance(images, torch.Tensor):
-                model(images[start:start + batch_size].to(device))
-            else:
-                call_model(model, slice_batch(images, start + batch_size, start))
+        with train_mode(model):
+            for start in range(0, n, batch_size):
+                if isinstance(images, torch.Tensor):
+                    model(images[start:start + batch_size].to(device))
+                else:
+                    call_model(model, slice_batch(images, start + batch_size, start))
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        model.train(was_training)
     return len(norms)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import DeepslimError, progress, resolve_device
+from ..core import DeepslimError, eval_mode, progress, resolve_device
 from ..core.inputs import call_model, check_inputs, describe_shapes, model_device, output_tensors
 from ..data import BatchLoader, TensorData
 from .batches import evaluate_batches
@@ -73,18 +73,16 @@ def evaluate(model: nn.Module, data, *, batch_size: int = 1000, device="auto", d
         return evaluate_batches(model, data, task, batch_size=batch_size, device=device, desc=desc)
     # Image classification on TensorData: the path every published figure came from, kept as it was.
     dev = resolve_device(device)
-    was_training = model.training
-    model.eval()
     model.to(dev)
-    check_input_shape(model, data.images[:2].to(dev))
     correct, loss_sum, n = 0, 0.0, 0
-    with torch.inference_mode():
-        for x, y in progress(BatchLoader(data, batch_size, device=dev), desc=desc):
-            logits = model(x)
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-            n += len(y)
-    model.train(was_training)
+    with eval_mode(model):
+        check_input_shape(model, data.images[:2].to(dev))
+        with torch.inference_mode():
+            for x, y in progress(BatchLoader(data, batch_size, device=dev), desc=desc):
+                logits = model(x)
+                loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+                correct += (logits.argmax(1) == y).sum().item()
+                n += len(y)
     return {"accuracy": 100.0 * correct / max(1, n), "loss": loss_sum / max(1, n), "n": n}
 
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core import DeepslimError
+from ..core import DeepslimError, eval_mode
 from ..core.inputs import call_model, output_tensors, tensors, to_device
 
 METRICS = ("cosine", "mse")
@@ -154,15 +154,10 @@ class EmbeddingMatch(Task):
     def reference(self, inputs, target):
         if self.teacher is None:
             return target
-        was_training = self.teacher.training
-        self.teacher.eval()
-        try:
-            with torch.no_grad():  # not inference_mode: the result takes part in the student's backward
-                reference = primary_output(call_model(self.teacher, inputs))
-            given = tensors(inputs)  # back where the inputs are (the student's device): a metric may compare them
-            return to_device(reference, given[0].device) if given else reference
-        finally:
-            self.teacher.train(was_training)
+        with eval_mode(self.teacher), torch.no_grad():  # not inference_mode: the result joins the student's backward
+            reference = primary_output(call_model(self.teacher, inputs))
+        given = tensors(inputs)  # back where the inputs are (the student's device): a metric may compare them
+        return to_device(reference, given[0].device) if given else reference
 
     def _per_sample(self, outputs, target) -> torch.Tensor:
         out = primary_output(outputs)
