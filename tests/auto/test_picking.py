@@ -86,3 +86,20 @@ def test_a_pick_whose_speed_up_was_never_retimed_is_timed_again_first():
     first = FinalistPicker(rows, SPEED, max_drop=0.5, slack=3.0, retime=retime).next([])
     assert calls == [0] and first["trial"] == 1  # 3.0x after retiming: trial 1 (4.0x) is faster
     assert rows[0]["speedup"] == 3.0 and rows[0]["speedup_trial"] == 6.0
+
+
+def test_plans_within_the_timing_noise_of_the_fastest_count_as_tied_and_the_more_accurate_wins():
+    rows = [_row(0, 1.6, 2.66), _row(1, 1.0, 2.63), _row(2, 0.2, 2.40)]
+    picker = FinalistPicker(rows, SPEED, max_drop=0.5, slack=3.0)
+    first = picker.next([])
+    assert first["trial"] == 1  # 2.63x is within 3% of 2.66x and its proxy lost less; 2.40x is not
+    # after a finalist kept the bound, a plan only as fast within the noise is not worth a full run
+    assert picker.next([_tried(rows[1], full_drop=0.3)]) is None
+
+
+def test_tied_plans_not_yet_retimed_are_timed_again_before_the_pick():
+    rows = [_row(0, 1.6, 3.00), _row(1, 1.0, 2.95)]
+    del rows[1]["retimed"]
+    slower = {"speedup": 2.5, "ort_latency_ms": 0.4}
+    pick = FinalistPicker(rows, SPEED, max_drop=0.5, slack=3.0, retime=lambda row: slower).next([])
+    assert pick["trial"] == 0 and rows[1]["speedup"] == 2.5  # once timed again, trial 1 is no longer tied
