@@ -73,13 +73,18 @@ def time_together(out: Path, baseline_onnx: Path, finished: list[dict], cases: l
     return result
 
 
+def full_drop(metrics: dict) -> float:
+    """Points a full run lost on the test split (its compress metrics: baseline less final)."""
+    return round(metrics["baseline"]["accuracy"] - metrics["final"]["accuracy"], 4)
+
+
 def measured_figures(metrics: dict, timed: dict, batch: int) -> dict:
     """A finalist's figures at full fidelity: test score, drop, and the speed-up at the search's batch."""
     final, base = metrics["final"], metrics["baseline"]
     row = timed[str(batch)]
     onnx_bytes = final["size_bytes"]
     return {"accuracy": final["accuracy"], "baseline_accuracy": base["accuracy"],
-            "drop": round(base["accuracy"] - final["accuracy"], 4), "speedup": row["speedup"],
+            "drop": full_drop(metrics), "speedup": row["speedup"],
             "speedup_range": [row["speedup_min"], row["speedup_max"]], "ort_latency_ms": row["candidate_ms"],
             "baseline_ms": row["baseline_ms"], "macs": final["macs"], "size_mb": onnx_bytes / 1e6,
             "precision": final.get("precision", "float32"), "speedups": {b: r["speedup"] for b, r in timed.items()},
@@ -126,7 +131,7 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
             continue
         spend()
         entry["metrics"] = {k: metrics[k] for k in ("baseline", "final", "headline") if k in metrics}
-        entry["full_drop"] = round(metrics["baseline"]["accuracy"] - metrics["final"]["accuracy"], 4)
+        entry["full_drop"] = full_drop(metrics)
         finished.append(entry)
     if finished:
         cases = dict(_full_task(proxy, data).latency_cases())
