@@ -103,3 +103,38 @@ def test_tied_plans_not_yet_retimed_are_timed_again_before_the_pick():
     slower = {"speedup": 2.5, "ort_latency_ms": 0.4}
     pick = FinalistPicker(rows, SPEED, max_drop=0.5, slack=3.0, retime=lambda row: slower).next([])
     assert pick["trial"] == 0 and rows[1]["speedup"] == 2.5  # once timed again, trial 1 is no longer tied
+
+
+def _finalist(row, full_drop, epochs=10, **pick):
+    return {"trial": row["trial"], "proxy": row, "full_drop": full_drop, "plan": {**row["plan"], "epochs": epochs},
+            "pick": pick or {"rule": "r"}}
+
+
+def test_with_nothing_left_the_fastest_near_miss_runs_again_with_twice_the_epochs():
+    picker = FinalistPicker(ROWS, SPEED, max_drop=0.5, slack=3.0)
+    tried = [_finalist(ROWS[0], 0.85), _finalist(ROWS[2], 0.45)]  # as above: nothing faster is predicted to keep it
+    assert picker.next(tried) is None
+    again = picker.extend(tried)
+    assert again["trial"] == 0 and again["plan"]["epochs"] == 20 and again["pick"]["extends"] == 0
+    assert again["plan"]["id"] == 0 and "20 fine-tune epochs instead of 10" in again["pick"]["rule"]
+    # extended once: not again, and the extension is not extended in its turn
+    extension = _finalist(ROWS[0], 0.6, epochs=20, extends=0)
+    assert picker.extend(tried + [extension]) is None
+
+
+def test_no_extension_for_a_far_miss_or_a_plan_no_faster_than_a_keeper():
+    picker = FinalistPicker(ROWS, SPEED, max_drop=0.5, slack=3.0)
+    assert picker.extend([_finalist(ROWS[0], 1.2)]) is None  # lost more than twice the bound
+    assert picker.extend([_finalist(ROWS[0], 0.3)]) is None  # kept it: nothing to recover
+    # trial 3 missed a little, but trial 2, which kept the bound, is faster
+    assert picker.extend([_finalist(ROWS[2], 0.45), _finalist(ROWS[3], 0.7)]) is None
+    # of two near misses, the faster
+    assert picker.extend([_finalist(ROWS[1], 0.9), _finalist(ROWS[0], 0.95)])["trial"] == 0
+
+
+def test_an_extension_does_not_calibrate_the_proxy_ratio():
+    picker = FinalistPicker(ROWS, SPEED, max_drop=0.5, slack=3.0)
+    # trial 0's extension lost 0.95 of its proxy's 3.4 (ratio 0.28; say the longer run overfitted): its proxy was a
+    # shorter plan's, so the ratio stays trial 0's own 0.25
+    tried = [_finalist(ROWS[0], 0.85), _finalist(ROWS[0], 0.95, epochs=20, extends=0)]
+    assert picker.ratio(tried) == 0.25

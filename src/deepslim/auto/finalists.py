@@ -23,15 +23,11 @@ from ..pipeline.publish import deployed_onnx
 from ..pipeline.tasks import task_for
 from ..profiling.latency import interleave_latency
 from .engine import proxy_epochs
-from .picking import pick_text
+from .picking import is_extension, pick_text
 from .space import recipe_text, space_epochs
 from .target import format_seconds
 
 FINALISTS = "finalists"
-
-
-def finalist_dir(out: Path, trial: int) -> Path:
-    return out / FINALISTS / f"trial-{trial:04d}"
 
 
 def full_recipe(space, plan: dict, trial: int, max_drop: float, train_samples: int) -> str:
@@ -47,29 +43,34 @@ def estimate_full_seconds(row: dict, n_train: int, proxy_images: int, proxy_epoc
     return training * scale + 4 * overhead
 
 
-def run_finalist(model, data, space, row: dict, out: Path, *, device, max_drop: float, latency_seconds: float) -> dict:
-    """One finalist's full run (or its finished result); returns its compress metrics."""
-    folder = finalist_dir(out, row["trial"])
+def run_finalist(model, data, space, row: dict, folder: Path, *, device, max_drop: float,
+                 latency_seconds: float) -> dict:
+    """One finalist's full run into ``folder`` (or its finished result); returns its compress metrics."""
     state = folder / "state.json"
     if state.is_file() and json.loads(state.read_text()).get("done"):
         return json.loads((folder / "metrics.json").read_text())
     recipe = parse_recipe(full_recipe(space, row["plan"], row["trial"], max_drop, len(data.train)), origin=f"finalist {row['trial']}")
-    log(f"finalist trial {row['trial']}: {row['description']} (full fine-tune, scored on the test split)")
+    log(f"finalist trial {row['trial']}: {space.describe(row['plan'])} (full fine-tune, scored on the test split)")
     return compress(model, data, recipe, folder, device=device, latency_seconds=latency_seconds)
+
+
+def finalist_folder(row: dict) -> str:
+    """A finalist's folder under OUT; an extension (the same trial, more epochs) gets its own."""
+    return f"{FINALISTS}/trial-{row['trial']:04d}" + (f"-ep{row['plan']['epochs']}" if "extends" in row["pick"] else "")
 
 
 def time_together(out: Path, baseline_onnx: Path, finished: list[dict], cases: list, seconds: float) -> dict:
     """Speed-ups of every finished finalist over the input model, all timed in one interleaved run per
-    ``(batch, inputs)`` case; ``{trial: {batch: comparison}}``."""
-    files = [baseline_onnx] + [deployed_onnx(finalist_dir(out, r["trial"])) for r in finished]
+    ``(batch, inputs)`` case; ``{folder: {batch: comparison}}``."""
+    files = [baseline_onnx] + [deployed_onnx(out / r["folder"]) for r in finished]
     log(f"timing the input model and {len(finished)} finalist(s) in turns on ONNX Runtime "
         f"(about {len(files) * seconds * len(cases):.0f} s)")
-    result: dict = {r["trial"]: {} for r in finished}
+    result: dict = {r["folder"]: {} for r in finished}
     for batch, inputs in cases:
         (times,) = interleave_latency(files, inputs, batch_sizes=(batch,), runtimes=("onnxruntime",),
                                       min_seconds=seconds)
         for i, r in enumerate(finished, start=1):
-            result[r["trial"]][str(batch)] = times.compare(0, i).to_dict()
+            result[r["folder"]][str(batch)] = times.compare(0, i).to_dict()
     return result
 
 
@@ -102,13 +103,21 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
     # be inflated by workers sharing the machine on one thread each, so the smaller estimate is taken
     per_sample_epoch = state["train_estimate_s"] / max(1, min(config.proxy_images, len(data.train))) / max(
         1, round(min(space_epochs(space)) * config.proxy_epoch_scale))
-    while len(finalists) < config.top_k and (row := picker.next(finalists)) is not None:
-        estimate = min(estimate_full_seconds(row, len(data.train), config.proxy_images,
-                                             proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead),
-                       per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)
+    while len(finalists) < config.top_k and (row := picker.next(finalists) or picker.extend(finalists)) is not None:
         pick = row.pop("pick")
-        entry = {"trial": row["trial"], "plan": row["plan"], "description": row["description"], "proxy": row,
-                 "pick": pick, "estimate_s": round(estimate, 1), "folder": f"finalists/trial-{row['trial']:04d}"}
+        if "extends" in pick:  # a finished finalist's plan with a longer fine-tune: its own run, scaled
+            extended = next(f for f in finished if f["trial"] == pick["extends"] and not is_extension(f))
+            proxy_row = extended["proxy"]
+            estimate = (extended["metrics"].get("run_seconds") or extended["estimate_s"]) * (
+                int(row["plan"]["epochs"]) / int(extended["plan"]["epochs"]))
+        else:
+            proxy_row = row
+            estimate = min(estimate_full_seconds(row, len(data.train), config.proxy_images,
+                                                 proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead),
+                           per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)
+        entry = {"trial": row["trial"], "plan": row["plan"], "description": space.describe(row["plan"]),
+                 "proxy": proxy_row, "pick": pick, "estimate_s": round(estimate, 1),
+                 "folder": finalist_folder({"trial": row["trial"], "plan": row["plan"], "pick": pick})}
         finalists.append(entry)
         log(f"finalist {len(finalists)} of at most {config.top_k}: trial {row['trial']}, {pick_text(pick)}")
         left = deadline - time.time()
@@ -117,8 +126,8 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
             log(f"finalist trial {row['trial']} skipped: {entry['skipped']}")
             continue
         try:
-            metrics = run_finalist(model, data, space, row, out, device=device, max_drop=config.max_drop,
-                                   latency_seconds=config.final_latency_seconds)
+            metrics = run_finalist(model, data, space, row, out / entry["folder"], device=device,
+                                   max_drop=config.max_drop, latency_seconds=config.final_latency_seconds)
         except (KeyboardInterrupt, Interrupted):  # compress turns Ctrl-C into Interrupted
             spend()
             result.update(status="interrupted", finalists=finalists)
@@ -130,7 +139,7 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
             log(f"finalist trial {row['trial']} failed: {entry['error']}")
             continue
         spend()
-        entry["metrics"] = {k: metrics[k] for k in ("baseline", "final", "headline") if k in metrics}
+        entry["metrics"] = {k: metrics[k] for k in ("baseline", "final", "headline", "run_seconds") if k in metrics}
         entry["full_drop"] = full_drop(metrics)
         finished.append(entry)
     if finished:
@@ -139,7 +148,7 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
         baseline_onnx = out / entry_dir(finished[0]) / "stages" / "00-baseline" / "model.onnx"
         timed = time_together(out, baseline_onnx, finished, sorted(cases.items()), config.final_latency_seconds * 10)
         for entry in finished:
-            entry["measured"] = measured_figures(entry["metrics"], timed[entry["trial"]], config.batch)
+            entry["measured"] = measured_figures(entry["metrics"], timed[entry["folder"]], config.batch)
     return finalists
 
 

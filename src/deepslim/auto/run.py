@@ -20,7 +20,7 @@ within the accuracy bound is published. A rerun of the same command resumes each
 Example:
     >>> result = auto_compress(model, data, AutoConfig(parse_target("speedup>=6")), "runs/auto",
     ...                        device=torch.device("cpu"), data_spec={"name": "fashion-mnist"})  # doctest: +SKIP
-    >>> result["status"]
+    >>> result["status"]                                                # doctest: +SKIP
     'met'
 """
 
