@@ -41,7 +41,8 @@ def test_a_near_miss_is_run_again_with_twice_the_epochs_in_its_own_folder(monkey
     rows = [_row(1, 3.1, 3.3, 10), _row(2, 1.3, 2.7, 10), _row(3, 6.0, 4.0, 10)]
     target = parse_target("speedup>=6")
     picker = FinalistPicker(rows, target, max_drop=0.5, slack=3.0)
-    config = SimpleNamespace(top_k=3, proxy_images=64, proxy_epoch_scale=0.15, max_drop=0.5, final_latency_seconds=0.1,
+    config = SimpleNamespace(top_k=2,  # the extension comes on top of the plans
+                             proxy_images=64, proxy_epoch_scale=0.15, max_drop=0.5, final_latency_seconds=0.1,
                              batch=1)
     state = {"baseline_proxy": {"seconds": 5.0}, "train_estimate_s": 10.0}
     data = SimpleNamespace(train=range(640))

@@ -95,15 +95,16 @@ def measured_figures(metrics: dict, timed: dict, batch: int) -> dict:
 def run_finalists(model, data, space, picker, out, config, device, deadline, state, proxy, spend, resume_hint,
                   result) -> list[dict]:
     """Full runs of up to ``config.top_k`` plans, each chosen by ``picker`` (a ``FinalistPicker``) after the
-    runs before it, while the budget lasts (a plan is skipped if its estimate exceeds what is left; a
-    failing one is recorded), then all finished ones timed together with the input model."""
+    runs before it, then of near misses with a longer fine-tune (``picker.extend``), while the budget lasts
+    (a run is skipped if its estimate exceeds what is left; a failing one is recorded); then all finished
+    ones timed together with the input model."""
     finalists, finished = [], []
     overhead = state["baseline_proxy"]["seconds"]
     # the input model's timed epoch bounds any plan's (a pruned model trains faster); a trial's own time can
     # be inflated by workers sharing the machine on one thread each, so the smaller estimate is taken
     per_sample_epoch = state["train_estimate_s"] / max(1, min(config.proxy_images, len(data.train))) / max(
         1, round(min(space_epochs(space)) * config.proxy_epoch_scale))
-    while len(finalists) < config.top_k and (row := picker.next(finalists) or picker.extend(finalists)) is not None:
+    while (row := _next_pick(picker, finalists, config.top_k)) is not None:
         pick = row.pop("pick")
         if "extends" in pick:  # a finished finalist's plan with a longer fine-tune: its own run, scaled
             extended = next(f for f in finished if f["trial"] == pick["extends"] and not is_extension(f))
@@ -119,7 +120,9 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
                  "proxy": proxy_row, "pick": pick, "estimate_s": round(estimate, 1),
                  "folder": finalist_folder({"trial": row["trial"], "plan": row["plan"], "pick": pick})}
         finalists.append(entry)
-        log(f"finalist {len(finalists)} of at most {config.top_k}: trial {row['trial']}, {pick_text(pick)}")
+        count = (f"finalist {len(finalists)}" if "extends" in pick else
+                 f"finalist {len(finalists)} (plan {sum(not is_extension(f) for f in finalists)} of at most {config.top_k})")
+        log(f"{count}: trial {row['trial']}, {pick_text(pick)}")
         left = deadline - time.time()
         if estimate > left and not (out / entry["folder"] / "state.json").is_file():
             entry["skipped"] = f"its full run would take about {format_seconds(estimate)}; {format_seconds(left)} left"
@@ -150,6 +153,13 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
         for entry in finished:
             entry["measured"] = measured_figures(entry["metrics"], timed[entry["folder"]], config.batch)
     return finalists
+
+
+def _next_pick(picker, finalists: list[dict], top_k: int) -> dict | None:
+    """Up to ``top_k`` plans, then longer fine-tunes of near misses while time lasts (not counted: each finalist
+    is extended at most once, so there are at most ``top_k`` of them)."""
+    plans = sum(1 for f in finalists if not is_extension(f))
+    return (picker.next(finalists) if plans < top_k else None) or picker.extend(finalists)
 
 
 def entry_dir(entry: dict) -> Path:

@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch", type=int, default=1, help="batch size the latency target is measured at (default 1)")
     p.add_argument("--trials", type=int, help="stop the search after this many finished trials (default: budget)")
     p.add_argument("--top-k", type=int, default=3, help="at most this many plans get a full run, picked one at a time: each after the runs before it "
-                        "measured how much the proxy overstates the loss (default 3)")
+                        "measured how much the proxy overstates the loss (default 3); time left after them goes to a longer "
+                        "fine-tune of the fastest one that missed the bound by a little")
     p.add_argument("--proxy-images", type=int, default=8192,
                    help="training samples a trial fine-tunes on (default 8192)")
     p.add_argument("--proxy-epoch-scale", type=float, default=0.15,
