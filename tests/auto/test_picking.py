@@ -138,3 +138,15 @@ def test_an_extension_does_not_calibrate_the_proxy_ratio():
     # shorter plan's, so the ratio stays trial 0's own 0.25
     tried = [_finalist(ROWS[0], 0.85), _finalist(ROWS[0], 0.95, epochs=20, extends=0)]
     assert picker.ratio(tried) == 0.25
+
+
+def test_a_clearly_faster_extension_goes_before_the_next_pick():
+    picker = FinalistPicker(ROWS, SPEED, max_drop=0.5, slack=3.0)
+    tried = [_finalist(ROWS[0], 0.85)]  # ratio 0.25: trial 2 (4.0x) is the next pick; trial 0 ran at 6.0x
+    assert picker.next(tried)["trial"] == 2
+    assert picker.next_run(tried)["pick"]["extends"] == 0
+    assert picker.next_run(tried, picks_left=False)["pick"]["extends"] == 0
+    # a near miss no faster than the next pick waits until the picks are done
+    slow = [_finalist(ROWS[4], 0.7)]  # trial 4 (1.5x) missed a little; its proxy lost too little to calibrate
+    assert picker.next_run(slow)["trial"] == 0 and "extends" not in picker.next_run(slow)["pick"]
+    assert picker.next_run(slow, picks_left=False)["pick"]["extends"] == 4

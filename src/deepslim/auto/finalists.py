@@ -104,7 +104,8 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
     # be inflated by workers sharing the machine on one thread each, so the smaller estimate is taken
     per_sample_epoch = state["train_estimate_s"] / max(1, min(config.proxy_images, len(data.train))) / max(
         1, round(min(space_epochs(space)) * config.proxy_epoch_scale))
-    while (row := _next_pick(picker, finalists, config.top_k)) is not None:
+    # up to top_k plans; extensions (longer fine-tunes of near misses, each finalist once) come on top of them
+    while (row := picker.next_run(finalists, sum(not is_extension(f) for f in finalists) < config.top_k)) is not None:
         pick = row.pop("pick")
         if "extends" in pick:  # a finished finalist's plan with a longer fine-tune: its own run, scaled
             extended = next(f for f in finished if f["trial"] == pick["extends"] and not is_extension(f))
@@ -153,13 +154,6 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
         for entry in finished:
             entry["measured"] = measured_figures(entry["metrics"], timed[entry["folder"]], config.batch)
     return finalists
-
-
-def _next_pick(picker, finalists: list[dict], top_k: int) -> dict | None:
-    """Up to ``top_k`` plans, then longer fine-tunes of near misses while time lasts (not counted: each finalist
-    is extended at most once, so there are at most ``top_k`` of them)."""
-    plans = sum(1 for f in finalists if not is_extension(f))
-    return (picker.next(finalists) if plans < top_k else None) or picker.extend(finalists)
 
 
 def entry_dir(entry: dict) -> Path:

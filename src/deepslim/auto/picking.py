@@ -10,10 +10,11 @@ bound, so the picks learn the factor from the full runs themselves:
 2. each finished full run gives a ratio, full drop / proxy drop. The next finalist is the fastest untried
    plan whose proxy drop, times the largest ratio seen so far, keeps the bound;
 3. once a finalist keeps the bound in full, only plans faster than it are tried;
-4. with no plan left to pick and time left, the fastest finalist that missed the bound by a little (at most
-   ``NEAR_MISS`` times it) and is faster than any keeper runs again with twice the fine-tune epochs
-   (``extend``): a longer KD fine-tune is what recovers accuracy most reliably, and its proxy cannot
-   show it (the proxy's epochs are a fixed share of the plan's). Each finalist is extended once.
+4. the fastest finalist that missed the bound by a little (at most ``NEAR_MISS`` times it) and is faster
+   than any keeper may run again with twice the fine-tune epochs (``extend``): a longer KD fine-tune is
+   what recovers accuracy most reliably, and the proxy cannot show it (its epochs are a fixed share of
+   the plan's). It goes before the next pick when it is clearly faster (``next_run``), and after the
+   picks otherwise. Each finalist is extended once.
 
 Plans within 3% of the fastest qualifying one count as equally fast (a 4-s timing repeats no better),
 and the one whose proxy lost least of them is picked.
@@ -102,7 +103,7 @@ class FinalistPicker:
                             key=lambda r: (self.rank(r), -r["accuracy"]))
         if keeping:  # only a plan clearly faster can beat a finalist that keeps the bound
             best = min((f["proxy"] for f in keeping), key=self.rank)
-            candidates = [r for r in candidates if self._clearly_faster(r, best)]
+            candidates = [r for r in candidates if self.clearly_faster(r, best)]
         ratio = self.ratio(finished)
         if ratio is None:
             within = [r for r in candidates if r["drop"] <= self.max_drop + self.slack]
@@ -124,6 +125,15 @@ class FinalistPicker:
                                         f"{ratio:.2f} of their proxy's loss)",
                                 "ratio": round(ratio, 3), "predicted_drop": round(predicted, 2)}}, tied
 
+    def next_run(self, tried: list[dict], picks_left: bool = True) -> dict | None:
+        """What runs next: the next pick (``next``; only while ``picks_left``) or the extension (``extend``), the
+        extension first only when it is clearly faster; None when neither is left."""
+        pick = self.next(tried) if picks_left else None
+        extension = self.extend(tried)
+        if pick is None or extension is None:
+            return pick or extension
+        return extension if self.clearly_faster(extension, pick) else pick
+
     def extend(self, tried: list[dict]) -> dict | None:
         """With nothing left to pick: the fastest finished finalist that missed the bound by at most ``NEAR_MISS``
         times it and is clearly faster than any keeper, with ``EXTEND_EPOCHS`` times the fine-tune epochs (its
@@ -133,7 +143,7 @@ class FinalistPicker:
         keeping = [f["proxy"] for f in finished if f["full_drop"] <= self.max_drop + 1e-9]
         near = [f for f in finished if not is_extension(f) and f["trial"] not in extended
                 and self.max_drop + 1e-9 < f["full_drop"] <= NEAR_MISS * self.max_drop + 1e-9
-                and all(self._clearly_faster(f["proxy"], k) for k in keeping)]
+                and all(self.clearly_faster(f["proxy"], k) for k in keeping)]
         if not near:
             return None
         f = min(near, key=lambda f: (self.rank(f["proxy"]), f["full_drop"]))
@@ -146,7 +156,7 @@ class FinalistPicker:
     def _by_speed(self, row: dict) -> bool:
         return bool(row.get("speedup")) and (self.rank(row)[0] == 0 or self.target.metric in ("speedup", "ort_latency_ms"))
 
-    def _clearly_faster(self, row: dict, than: dict) -> bool:
+    def clearly_faster(self, row: dict, than: dict) -> bool:
         """Ranked ahead of ``than``, and by more than ``SPEED_TIE`` when both are ranked by a measured speed."""
         if self.rank(row)[0] == self.rank(than)[0] and self._by_speed(row) and self._by_speed(than):
             return row["speedup"] > than["speedup"] * (1 + SPEED_TIE)
