@@ -37,6 +37,7 @@ def test_result_contract_and_files(tiny, config_factory, tmp_path):
     best = result["best"]
     assert best["measured"]["macs"] <= 1e9 and best["measured"]["drop"] <= 100
     assert result["published"]["trial"] == best["trial"] and result["published"]["fidelity"] == "full"
+    assert result["published"]["folder"] == best["folder"] == f"finalists/trial-{best['trial']:04d}"
     # the published recipe is the winning plan at full fidelity, and reproduces it with `deepslim compress`
     assert "auto-trial-%d" % best["trial"] in (out / "recipe.yaml").read_text()
     assert "Pareto plot" in (out / "report.html").read_text()

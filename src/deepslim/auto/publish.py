@@ -44,6 +44,7 @@ def publish_result(out: Path, result: dict, space, proxy, config) -> None:
         _copy_model(out / chosen["folder"], out)
         recipe = full_recipe(space, chosen["plan"], chosen["trial"], config.max_drop, len(proxy.full_data.train))
         result["published"] = {"trial": chosen["trial"], "fidelity": "full", "description": chosen["description"],
+                               "folder": chosen["folder"],  # finalists/trial-NNNN-epE: the trial's plan, fine-tuned longer
                                "kind": "best" if chosen is result.get("best") else "fallback",
                                **{k: chosen["measured"][k] for k in ("accuracy", "drop", "speedup", "ort_latency_ms",
                                                                      "macs", "size_mb")}}
