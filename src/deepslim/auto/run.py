@@ -43,7 +43,7 @@ from .finalists import run_finalists
 from .picking import FinalistPicker
 from .publish import publish_result
 from .result import choose, pareto_front, status_of, trial_rows
-from .retime import apply_retimed, retime_candidates
+from .retime import RetimeLog, apply_retimed, retime_candidates
 from .space import space_epochs, space_for
 from .study import JOURNAL, recover_stale_trials, redact
 from .target import Target, format_seconds
@@ -218,15 +218,12 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
                                                maximize_value=not config.target.minimize(), n=config.retime))
     apply_retimed(rows, state["retimed"], config.target.metric)
     result["pareto"] = pareto_front(rows, not config.target.minimize())
-    def retime_one(row: dict) -> dict | None:  # a pick whose speed-up is still its trial's own short window
-        key = str(row["trial"])
-        if key not in state["retimed"]:  # recorded: a resumed run picks from the same figures
-            clock.record(retimed={**state["retimed"], **retime_candidates(
-                out, [row], proxy.latency_input, batch=config.batch, seconds=config.final_latency_seconds * 2,
-                maximize_value=not config.target.minimize(), n=1, pick=False)})
-        return state["retimed"].get(key)
-
-    picker = FinalistPicker(rows, config.target, config.max_drop, config.proxy_slack, retime=retime_one)
+    retime_rows = RetimeLog(state.get("retime_sessions", []), lambda log: clock.record(retime_sessions=log),
+                            lambda rows, session: retime_candidates(
+                                out, rows, proxy.latency_input, batch=config.batch,
+                                seconds=config.final_latency_seconds * 2, maximize_value=not config.target.minimize(),
+                                n=len(rows), pick=False, session=session))
+    picker = FinalistPicker(rows, config.target, config.max_drop, config.proxy_slack, retime=retime_rows)
     finalists = run_finalists(model, data, space, picker, out, config, device, deadline, state, proxy, spend,
                                resume_hint, result)
     best, fallback = choose(finalists, config.target, config.max_drop)
