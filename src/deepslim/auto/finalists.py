@@ -1,7 +1,8 @@
 """The full-fidelity end of `deepslim auto`: finalists fine-tuned in full, then timed together, in turns.
 
 Each finalist is its plan's full recipe run by `deepslim compress` into ``OUT/finalists/trial-NNNN``
-(resumable like any compress run; scored on the whole test split). Latencies from the search may
+(resumable like any compress run; scored on the whole test split); a near miss run again with a longer
+fine-tune (``FinalistPicker.extend``) goes to ``OUT/finalists/trial-NNNN-epE``. Latencies from the search may
 have collided (several workers on one machine); the finalists' deployed files and the input
 model's are therefore timed again here, in one interleaved comparison, alone.
 
@@ -110,8 +111,9 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
         if "extends" in pick:  # a finished finalist's plan with a longer fine-tune: its own run, scaled
             extended = next(f for f in finished if f["trial"] == pick["extends"] and not is_extension(f))
             proxy_row = extended["proxy"]
-            estimate = (extended["metrics"].get("run_seconds") or extended["estimate_s"]) * (
-                int(row["plan"]["epochs"]) / int(extended["plan"]["epochs"]))
+            estimate = min((extended["metrics"].get("run_seconds") or extended["estimate_s"]) * (
+                int(row["plan"]["epochs"]) / int(extended["plan"]["epochs"])),  # measuring counted twice: the
+                per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)  # input model's bound
         else:
             proxy_row = row
             estimate = min(estimate_full_seconds(row, len(data.train), config.proxy_images,

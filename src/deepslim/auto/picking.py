@@ -59,10 +59,12 @@ class FinalistPicker:
     far (entries with ``trial``, ``proxy`` (their row) and, once their full run finished, ``full_drop``)
     and returns the next row, or None. ``retime(rows)``, when given, times rows again together and returns
     ``{trial: figures}`` (``retime.retime_candidates``' form; a row it cannot time left out); the rows are
-    updated in place."""
+    updated in place. ``extendable(plan)``: whether the plan has a fine-tune to lengthen (default: yes)."""
 
-    def __init__(self, rows: list[dict], target: Target, max_drop: float, slack: float, retime=None):
+    def __init__(self, rows: list[dict], target: Target, max_drop: float, slack: float, retime=None,
+                 extendable=None):
         self.target, self.max_drop, self.slack, self.retime = target, max_drop, slack, retime
+        self.extendable = extendable or (lambda plan: True)  # whether a plan has a fine-tune to make longer
         done = [r for r in rows if r.get("accuracy") is not None and r.get("value") is not None
                 and r.get("repeat_of") is None]
         self.rows = distinct_plans(done)  # the same plan twice (a retried trial): its first row
@@ -93,17 +95,17 @@ class FinalistPicker:
         against the input model in another window is not comparable on this machine's batch-1 levels (the
         flagship's trial 73 timed 3.50x alone and 3.39x against the demo's 3.91x in one run)."""
         for attempt in range(MAX_RETIMES + 1):
-            picked = self._choose(tried) if picks_left else None
-            extension = self.extend(tried) if extensions else None
-            compared = {r["trial"]: r for r in (picked[1] if picked else [])}
-            compared.update({f["trial"]: self._row(f) for f in tried if f.get("full_drop") is not None
-                             and f["full_drop"] <= self.max_drop + 1e-9})
+            pick, compared = self._choose(tried) if picks_left else (None, [])
+            extension, extension_compared = self._extend(tried) if extensions else (None, [])
+            rows = {r["trial"]: r for r in compared + extension_compared}
+            rows.update({f["trial"]: self._row(f) for f in tried if f.get("full_drop") is not None
+                         and f["full_drop"] <= self.max_drop + 1e-9})
             if extension is not None:
-                compared[extension["trial"]] = self._row(extension)
-            rows = list(compared.values())
-            if self.retime is None or attempt == MAX_RETIMES or _one_timing(rows) or not (picked or extension):
-                return (picked[0] if picked else None), extension
-            self._retime_together(rows)
+                rows[extension["trial"]] = self._row(extension)
+            timed = [r for r in rows.values() if self._by_speed(r)]  # ranked by MACs or size: no timing matters
+            if self.retime is None or attempt == MAX_RETIMES or _one_timing(timed):
+                return pick, extension
+            self._retime_together(timed)
         raise AssertionError("unreachable")
 
     def _row(self, finalist: dict) -> dict:
@@ -118,36 +120,46 @@ class FinalistPicker:
             else:  # its files are elsewhere (another machine's trial): its trial's figures stand
                 row["retimed"] = None
 
-    def _choose(self, tried: list[dict]) -> tuple[dict, list[dict]] | None:
-        """(the pick, the rows it was compared with on speed), or None."""
+    def _choose(self, tried: list[dict]) -> tuple[dict | None, list[dict]]:
+        """(the pick or None, the rows it was compared with on speed: the plans tied with it, and the fastest
+        plan a keeper's speed shut out)."""
         seen = {f["trial"] for f in tried}
         finished = [f for f in tried if f.get("full_drop") is not None]
         keeping = [f for f in finished if f["full_drop"] <= self.max_drop + 1e-9]
-        candidates = sorted((r for r in self.rows if r["trial"] not in seen),
-                            key=lambda r: (self.rank(r), -r["accuracy"]))
-        if keeping:  # only a plan clearly faster can beat a finalist that keeps the bound
-            best = min((self._row(f) for f in keeping), key=self.rank)
-            candidates = [r for r in candidates if self.clearly_faster(r, best)]
         ratio = self.ratio(finished)
         if ratio is None:
-            within = [r for r in candidates if r["drop"] <= self.max_drop + self.slack]
+            def qualifies(r):
+                return r["drop"] <= self.max_drop + self.slack
+        else:
+            def qualifies(r):
+                return max(0.0, r["drop"]) * ratio <= self.max_drop + 1e-9
+        candidates = sorted((r for r in self.rows if r["trial"] not in seen),
+                            key=lambda r: (self.rank(r), -r["accuracy"]))
+        shut_out = []
+        if keeping:  # only a plan clearly faster can beat a finalist that keeps the bound
+            best = min((self._row(f) for f in keeping), key=self.rank)
+            shut_out = [r for r in candidates if qualifies(r) and not self.clearly_faster(r, best)][:1]
+            candidates = [r for r in candidates if self.clearly_faster(r, best)]
+        if ratio is None:
+            within = [r for r in candidates if qualifies(r)]
             if within:
                 tied = self._tied(within)
                 row = min(tied, key=lambda r: r["drop"])
-                return {**row, "pick": {"rule": f"the fastest plan within the proxy slack ({self.slack:g} points)"}}, tied
+                return {**row, "pick": {"rule": f"the fastest plan within the proxy slack ({self.slack:g} points)"}}, \
+                    tied + shut_out
             if finished or not candidates:
-                return None
+                return None, shut_out
             least = min(candidates, key=lambda r: r["drop"])
             return {**least, "pick": {"rule": "no plan within the proxy slack: the one whose proxy lost least"}}, []
-        keeps = [r for r in candidates if max(0.0, r["drop"]) * ratio <= self.max_drop + 1e-9]
+        keeps = [r for r in candidates if qualifies(r)]
         if not keeps:
-            return None
+            return None, shut_out
         tied = self._tied(keeps)
         row = min(tied, key=lambda r: r["drop"])
         predicted = max(0.0, row["drop"]) * ratio
         return {**row, "pick": {"rule": f"the fastest plan predicted to keep the bound (full runs lost up to "
                                         f"{ratio:.2f} of their proxy's loss)",
-                                "ratio": round(ratio, 3), "predicted_drop": round(predicted, 2)}}, tied
+                                "ratio": round(ratio, 3), "predicted_drop": round(predicted, 2)}}, tied + shut_out
 
     def next_run(self, tried: list[dict], picks_left: bool = True) -> dict | None:
         """What runs next: the next pick (``next``; only while ``picks_left``) or the extension (``extend``), the
@@ -158,23 +170,30 @@ class FinalistPicker:
         return extension if self.clearly_faster(extension, pick) else pick
 
     def extend(self, tried: list[dict]) -> dict | None:
-        """With nothing left to pick: the fastest finished finalist that missed the bound by at most ``NEAR_MISS``
-        times it and is clearly faster than any keeper, with ``EXTEND_EPOCHS`` times the fine-tune epochs (its
-        proxy row with the longer ``plan``; ``pick`` says which finalist it extends); or None."""
+        """The fastest finished finalist that missed the bound by at most ``NEAR_MISS`` times it, whose plan has a
+        fine-tune (``extendable``) and is clearly faster than any keeper, with ``EXTEND_EPOCHS`` times the fine-tune
+        epochs (its row with the longer ``plan``; ``pick`` says which finalist it extends); or None. Near misses
+        as fast within the timing's noise: the one that lost least."""
+        return self._extend(tried)[0]
+
+    def _extend(self, tried: list[dict]) -> tuple[dict | None, list[dict]]:
         finished = [f for f in tried if f.get("full_drop") is not None]
         extended = {f["pick"]["extends"] for f in tried if is_extension(f)}
         keeping = [self._row(f) for f in finished if f["full_drop"] <= self.max_drop + 1e-9]
-        near = [f for f in finished if not is_extension(f) and f["trial"] not in extended
-                and self.max_drop + 1e-9 < f["full_drop"] <= NEAR_MISS * self.max_drop + 1e-9
-                and all(self.clearly_faster(self._row(f), k) for k in keeping)]
-        if not near:
-            return None
-        f = min(near, key=lambda f: (self.rank(self._row(f)), f["full_drop"]))
+        near = sorted((f for f in finished if not is_extension(f) and f["trial"] not in extended
+                       and self.max_drop + 1e-9 < f["full_drop"] <= NEAR_MISS * self.max_drop + 1e-9
+                       and self.extendable(f["plan"])), key=lambda f: self.rank(self._row(f)))
+        faster = [f for f in near if all(self.clearly_faster(self._row(f), k) for k in keeping)]
+        shut_out = [self._row(f) for f in near if f not in faster][:1]  # compared with the keepers on speed
+        if not faster:
+            return None, shut_out
+        tied = self._tied([self._row(f) for f in faster])
+        f = min((f for f in faster if self._row(f) in tied), key=lambda f: f["full_drop"])
         epochs = int(f["plan"]["epochs"]) * EXTEND_EPOCHS
         return {**self._row(f), "plan": {**f["plan"], "epochs": epochs},
                 "pick": {"rule": f"trial {f['trial']} again with {epochs} fine-tune epochs instead of {f['plan']['epochs']}: "
                                  f"the fastest finalist that missed the bound by a little ({f['full_drop']:.2f} points lost)",
-                         "extends": f["trial"]}}
+                         "extends": f["trial"]}}, tied + shut_out
 
     def _by_speed(self, row: dict) -> bool:
         return bool(row.get("speedup")) and (self.rank(row)[0] == 0 or self.target.metric in ("speedup", "ort_latency_ms"))

@@ -223,7 +223,8 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
                                 out, rows, proxy.latency_input, batch=config.batch,
                                 seconds=config.final_latency_seconds * 2, maximize_value=not config.target.minimize(),
                                 n=len(rows), pick=False, session=session))
-    picker = FinalistPicker(rows, config.target, config.max_drop, config.proxy_slack, retime=retime_rows)
+    picker = FinalistPicker(rows, config.target, config.max_drop, config.proxy_slack, retime=retime_rows,
+                            extendable=lambda plan: any("finetune" in st for st in space.stages(plan, int(plan["epochs"]))))
     finalists = run_finalists(model, data, space, picker, out, config, device, deadline, state, proxy, spend,
                                resume_hint, result)
     best, fallback = choose(finalists, config.target, config.max_drop)
