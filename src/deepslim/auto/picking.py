@@ -48,7 +48,8 @@ MIN_RATIO = 0.1       # a full run that lost nothing says little about how much 
 # (4 s), 2.66x/3.33x in the run's final timing and 2.76x/3.35x in a later interleaved run (BENCHMARKS.md)
 SPEED_TIE = 0.03
 # a full run that lost up to twice the bound is worth a fine-tune twice as long: on the flagship, 14 KD epochs
-# instead of 6 took the loss from 0.59 to 0.31 points (BENCHMARKS.md), about half for twice the epochs
+# instead of 6 took the demo's loss from 0.59 to 0.31 points (BENCHMARKS.md); but 20 instead of 10 took a
+# dropped-block plan's only from 0.83 to 0.73 (v2y), so the gain depends on the plan
 NEAR_MISS = 2.0
 EXTEND_EPOCHS = 2
 MAX_RETIMES = 3  # timings before one decision: each puts the compared rows in one timing; the pick they give may differ
