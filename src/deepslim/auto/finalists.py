@@ -55,9 +55,9 @@ def run_finalist(model, data, space, row: dict, folder: Path, *, device, max_dro
     return compress(model, data, recipe, folder, device=device, latency_seconds=latency_seconds)
 
 
-def finalist_folder(row: dict) -> str:
+def finalist_folder(trial: int, plan: dict, extension: bool) -> str:
     """A finalist's folder under OUT; an extension (the same trial, more epochs) gets its own."""
-    return f"{FINALISTS}/trial-{row['trial']:04d}" + (f"-ep{row['plan']['epochs']}" if "extends" in row["pick"] else "")
+    return f"{FINALISTS}/trial-{trial:04d}" + (f"-ep{plan['epochs']}" if extension else "")
 
 
 def time_together(out: Path, baseline_onnx: Path, finished: list[dict], cases: list, seconds: float) -> dict:
@@ -108,23 +108,24 @@ def run_finalists(model, data, space, picker, out, config, device, deadline, sta
     # up to top_k plans; extensions (longer fine-tunes of near misses, each finalist once) come on top of them
     while (row := picker.next_run(finalists, sum(not is_extension(f) for f in finalists) < config.top_k)) is not None:
         pick = row.pop("pick")
-        if "extends" in pick:  # a finished finalist's plan with a longer fine-tune: its own run, scaled
+        extension = "extends" in pick
+        epochs = int(row["plan"]["epochs"])
+        bound = per_sample_epoch * len(data.train) * epochs + 4 * overhead  # at the input model's epoch time
+        if extension:  # a finished finalist's plan with a longer fine-tune: its own run, scaled
             extended = next(f for f in finished if f["trial"] == pick["extends"] and not is_extension(f))
             proxy_row = extended["proxy"]
-            estimate = min((extended["metrics"].get("run_seconds") or extended["estimate_s"]) * (
-                int(row["plan"]["epochs"]) / int(extended["plan"]["epochs"])),  # measuring counted twice: the
-                per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)  # input model's bound
+            run_s = extended["metrics"].get("run_seconds") or extended["estimate_s"]
+            estimate = min(run_s * epochs / int(extended["plan"]["epochs"]), bound)  # its measuring counted twice
         else:
             proxy_row = row
             estimate = min(estimate_full_seconds(row, len(data.train), config.proxy_images,
-                                                 proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead),
-                           per_sample_epoch * len(data.train) * int(row["plan"]["epochs"]) + 4 * overhead)
+                                                 proxy_epochs(row["plan"], config.proxy_epoch_scale), overhead), bound)
         entry = {"trial": row["trial"], "plan": row["plan"], "description": space.describe(row["plan"]),
                  "proxy": proxy_row, "pick": pick, "estimate_s": round(estimate, 1),
-                 "folder": finalist_folder({"trial": row["trial"], "plan": row["plan"], "pick": pick})}
+                 "folder": finalist_folder(row["trial"], row["plan"], extension)}
         finalists.append(entry)
-        count = (f"finalist {len(finalists)}" if "extends" in pick else
-                 f"finalist {len(finalists)} (plan {sum(not is_extension(f) for f in finalists)} of at most {config.top_k})")
+        plans = sum(not is_extension(f) for f in finalists)
+        count = f"finalist {len(finalists)}" + ("" if extension else f" (plan {plans} of at most {config.top_k})")
         log(f"{count}: trial {row['trial']}, {pick_text(pick)}")
         left = deadline - time.time()
         if estimate > left and not (out / entry["folder"] / "state.json").is_file():

@@ -99,8 +99,7 @@ class FinalistPicker:
             pick, compared = self._choose(tried) if picks_left else (None, [])
             extension, extension_compared = self._extend(tried) if extensions else (None, [])
             rows = {r["trial"]: r for r in compared + extension_compared}
-            rows.update({f["trial"]: self._row(f) for f in tried if f.get("full_drop") is not None
-                         and f["full_drop"] <= self.max_drop + 1e-9})
+            rows.update({f["trial"]: self._row(f) for f in self._keepers(tried)})
             if extension is not None:
                 rows[extension["trial"]] = self._row(extension)
             timed = [r for r in rows.values() if self._by_speed(r)]  # ranked by MACs or size: no timing matters
@@ -109,16 +108,19 @@ class FinalistPicker:
             self._retime_together(timed)
         raise AssertionError("unreachable")
 
+    def _keepers(self, tried: list[dict]) -> list[dict]:
+        """The finished finalists that kept the accuracy bound."""
+        return [f for f in tried if f.get("full_drop") is not None and f["full_drop"] <= self.max_drop + 1e-9]
+
     def _row(self, finalist: dict) -> dict:
         """The picker's own row of a finalist's (or extension's) trial, whose figures retiming updates."""
         return self.by_trial.get(finalist["trial"], finalist.get("proxy", finalist))
 
     def _retime_together(self, rows: list[dict]) -> None:
         figures = self.retime(rows) or {}
+        apply_retimed(rows, figures, self.target.metric)
         for row in rows:
-            if str(row["trial"]) in figures:
-                apply_retimed([row], {str(row["trial"]): figures[str(row["trial"])]}, self.target.metric)
-            else:  # its files are elsewhere (another machine's trial): its trial's figures stand
+            if str(row["trial"]) not in figures:  # its files are elsewhere (another machine's trial): its figures stand
                 row["retimed"] = None
 
     def _choose(self, tried: list[dict]) -> tuple[dict | None, list[dict]]:
@@ -126,7 +128,7 @@ class FinalistPicker:
         plan a keeper's speed shut out)."""
         seen = {f["trial"] for f in tried}
         finished = [f for f in tried if f.get("full_drop") is not None]
-        keeping = [f for f in finished if f["full_drop"] <= self.max_drop + 1e-9]
+        keeping = self._keepers(tried)
         ratio = self.ratio(finished)
         if ratio is None:
             def qualifies(r):
@@ -180,7 +182,7 @@ class FinalistPicker:
     def _extend(self, tried: list[dict]) -> tuple[dict | None, list[dict]]:
         finished = [f for f in tried if f.get("full_drop") is not None]
         extended = {f["pick"]["extends"] for f in tried if is_extension(f)}
-        keeping = [self._row(f) for f in finished if f["full_drop"] <= self.max_drop + 1e-9]
+        keeping = [self._row(f) for f in self._keepers(tried)]
         near = sorted((f for f in finished if not is_extension(f) and f["trial"] not in extended
                        and self.max_drop + 1e-9 < f["full_drop"] <= NEAR_MISS * self.max_drop + 1e-9
                        and self.extendable(f["plan"])), key=lambda f: self.rank(self._row(f)))
