@@ -34,6 +34,10 @@ def test_result_contract_and_files(tiny, config_factory, tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["status"] == "met" and len(saved["trials"]) == 3
     assert all(r["state"] == "complete" for r in saved["trials"])
+    # a new study begins with the shipped recipe the model fits (fmnist-cnn has no block to drop)
+    assert saved["trials"][0]["starting_plan"] == "recipes/prune-quantize.yaml"
+    assert "the shape of recipes/prune-quantize.yaml" in saved["trials"][0]["description"]
+    assert [r["starting_plan"] for r in saved["trials"][1:]] == [None, None]
     best = result["best"]
     assert best["measured"]["macs"] <= 1e9 and best["measured"]["drop"] <= 100
     assert result["published"]["trial"] == best["trial"] and result["published"]["fidelity"] == "full"

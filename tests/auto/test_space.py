@@ -84,3 +84,38 @@ def test_a_plan_dropping_blocks_drops_them_first():
     assert [s.technique for s in recipe.stages] == ["block_dropping", "channel_pruning", "quantize"]
     assert recipe.stages[0].config.blocks == 1 and recipe.stages[1].finetune.epochs == 14
     assert recipe.description == "drop 1 block, prune 50% uniform (round 8), KD 14 ep, int8 PTQ percentile"
+
+
+def _stage_settings(recipe) -> list[tuple]:
+    """What a recipe's stages do (technique, settings, fine-tune), names and comments aside."""
+    return [(s.technique, s.config, s.finetune) for s in recipe.stages]
+
+
+def test_starting_plans_are_the_shipped_recipes():
+    from pathlib import Path
+
+    from deepslim.pipeline.recipe import load_recipe
+
+    root = Path(__file__).resolve().parents[2]
+    spaces = [ImageSpace(), ImageSpace(blocks=1), TextSpace(layers=6)]
+    named = set()
+    for space in spaces:
+        for name, plan in space.starting_plans().items():
+            named.add(name)
+            shipped = load_recipe(root / name)
+            assert _stage_settings(parse_recipe(recipe_text(space, plan))) == _stage_settings(shipped), name
+    assert named == {"recipes/prune-quantize.yaml", "recipes/drop-prune-quantize.yaml",
+                     "recipes/minilm-search.yaml", "recipes/minilm-search-ffn25.yaml"}
+    assert list(ImageSpace().starting_plans()) == ["recipes/prune-quantize.yaml"]  # no block to drop
+    assert ImageSpace(ratio_low=0.6).starting_plans() == {}  # outside the searched ratios
+
+
+def test_starting_plans_run_first_in_a_new_study():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    space = ImageSpace(blocks=1)
+    for name, plan in space.starting_plans().items():
+        study.enqueue_trial(plan, user_attrs={"starting_plan": name})
+    for name, plan in space.starting_plans().items():
+        trial = study.ask()
+        assert space.suggest(trial) == plan and trial.user_attrs["starting_plan"] == name
+        study.tell(trial, 0.0)

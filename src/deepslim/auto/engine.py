@@ -75,7 +75,8 @@ class Objective:
             text = recipe_text(self.space, plan, epochs=proxy_epochs(plan, self.spec["proxy_epoch_scale"]),
                                max_batch=len(self.proxy.data.train), name=f"auto-trial-{trial.number}")
             folder = self.out / "trials" / f"{trial.number:04d}"
-            log(f"trial {trial.number}: {self.space.describe(plan)}")
+            log(f"trial {trial.number}: {self.space.describe(plan)}"
+                + (f" (the shape of {trial.user_attrs['starting_plan']})" if "starting_plan" in trial.user_attrs else ""))
             started = time.perf_counter()
             figures = self.proxy.run(parse_recipe(text, origin=f"trial {trial.number}"), folder,
                                      self.out / self.base["onnx"])
@@ -84,7 +85,10 @@ class Objective:
         drop = self.base["accuracy"] - figures["accuracy"]
         figures["drop"] = drop
         trial.set_user_attr("proxy", figures)
-        trial.set_user_attr("description", self.space.describe(plan))
+        description = self.space.describe(plan)
+        if "starting_plan" in trial.user_attrs:
+            description += f" (the shape of {trial.user_attrs['starting_plan']})"
+        trial.set_user_attr("description", description)
         excess = drop - (self.spec["max_drop"] + self.spec["proxy_slack"])
         trial.set_user_attr("constraint", excess)
         if TRIAL_CONSTRAINTS:

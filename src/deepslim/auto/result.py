@@ -24,7 +24,8 @@ def trial_rows(study: optuna.Study, target: Target) -> list[dict]:
                      **{k: proxy.get(k) for k in ("accuracy", "drop", "speedup", "ort_latency_ms", "macs",
                                                    "size_mb", "precision", "seconds", "onnx")},
                      "value": proxy.get(target.metric), "feasible": t.user_attrs.get("constraint", 1e9) <= 0,
-                     "repeat_of": t.user_attrs.get("repeat_of"), "worker": t.user_attrs.get("worker")})
+                     "repeat_of": t.user_attrs.get("repeat_of"), "worker": t.user_attrs.get("worker"),
+                     "starting_plan": t.user_attrs.get("starting_plan")})
     return rows
 
 

@@ -75,6 +75,7 @@ class AutoConfig:
     final_latency_seconds: float = 1.0
     retime: int = 8              # the most promising plans timed again, together, before the pick
     search_only: bool = False    # add trials to a shared study until the budget ends; another run finishes them
+    starting_plans: bool = True  # a new study runs the space's starting plans (the shipped recipes) first
 
     def fingerprint(self) -> dict:
         """What a resumed run or a joining worker must share with the run that started the study."""
@@ -176,6 +177,9 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
     study = open_study(_spec(out, config, base, data_spec, device, deadline))
     _check_same_search(study, config, state["fingerprint"])
     recover_stale_trials(study)
+    if config.starting_plans and not study.trials:  # a new study: the shipped recipes' shapes go first
+        for name, plan in space.starting_plans().items():
+            study.enqueue_trial(plan, user_attrs={"starting_plan": name}, skip_if_exists=True)
     done_before = sum(r["state"] == "complete" for r in trial_rows(study, config.target))
     # a search-only worker leaves the full runs to the run that picks the finalists: all its budget searches
     reserve = 0.0 if config.search_only else _reserve_seconds(config, state, data, len(proxy.data.train), space)

@@ -13,6 +13,11 @@ full recipe is written next to the result, so `deepslim compress --recipe` repro
 - ``TextSpace`` (sentence embedders): encoder layers kept, FFN neurons and attention heads removed,
   dynamic int8 (with or without the embedding tables); distillation epochs.
 
+Each space also names its starting plans (``starting_plans``): the shapes of the shipped recipes that fit
+the model (``recipes/prune-quantize.yaml``, ``recipes/drop-prune-quantize.yaml``, ``recipes/minilm-search*.yaml``).
+A new study runs them first, so the search starts where a hand recipe would, at proxy fidelity, and the
+sampler learns from them; they compete with every other plan on the same terms.
+
 Example:
     >>> space = ImageSpace()
     >>> plan = {"ratio": 0.5, "allocation": "uniform", "round_to": 8, "factorize": "none",
@@ -54,13 +59,24 @@ class ImageSpace:
             depth["drop_blocks"] = trial.suggest_int("drop_blocks", 0, max(1, self.blocks // 2))
         return {
             **depth,
-            "ratio": trial.suggest_float("ratio", self.ratio_low, self.ratio_high, step=0.05),
+            # step 0.025: the shipped drop recipe removes 37.5% of the channels
+            "ratio": trial.suggest_float("ratio", self.ratio_low, self.ratio_high, step=0.025),
             "allocation": trial.suggest_categorical("allocation", ["uniform", "global"]),
             "round_to": trial.suggest_categorical("round_to", [1, 8, 16]),
             "factorize": trial.suggest_categorical("factorize", ["none", "svd-0.95"]),
             "quantize": trial.suggest_categorical("quantize", ["ptq-percentile", "ptq-minmax", "qat", "none"]),
             "epochs": trial.suggest_categorical("epochs", list(EPOCHS_IMAGE)),
         }
+
+    def starting_plans(self) -> dict[str, dict]:
+        """The shipped image recipes as plans of this space ({recipe file: plan}), those it can express."""
+        demo = {"ratio": 0.5, "allocation": "uniform", "round_to": 8, "factorize": "none",
+                "quantize": "ptq-percentile", "epochs": 14}
+        plans = {"recipes/prune-quantize.yaml": demo}
+        if self.blocks:  # the drop recipe: one block less, fewer channels removed, a longer distillation
+            plans = {"recipes/prune-quantize.yaml": {"drop_blocks": 0, **demo},
+                     "recipes/drop-prune-quantize.yaml": {"drop_blocks": 1, **demo, "ratio": 0.375, "epochs": 20}}
+        return {name: plan for name, plan in plans.items() if self.ratio_low <= plan["ratio"] <= self.ratio_high}
 
     def stages(self, plan: dict, epochs: int) -> list[dict]:
         prune = {"technique": "channel_pruning", "name": "prune", "ratio": round(float(plan["ratio"]), 4),
@@ -111,6 +127,13 @@ class TextSpace:
             "quantize": trial.suggest_categorical("quantize", ["dynamic-embeddings", "dynamic", "none"]),
             "epochs": trial.suggest_categorical("epochs", list(EPOCHS_TEXT)),
         }
+
+    def starting_plans(self) -> dict[str, dict]:
+        """The shipped MiniLM recipes as plans of this space: half the layers kept, 2 distillation epochs,
+        int8 with the embedding tables; with and without a quarter of the FFN neurons removed."""
+        half = {"keep_layers": max(max(1, self.layers // 3), self.layers // 2), "ffn_ratio": 0.0, "head_ratio": 0.0,
+                "quantize": "dynamic-embeddings", "epochs": 2}
+        return {"recipes/minilm-search.yaml": half, "recipes/minilm-search-ffn25.yaml": dict(half, ffn_ratio=0.25)}
 
     def stages(self, plan: dict, epochs: int) -> list[dict]:
         stages = []

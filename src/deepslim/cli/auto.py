@@ -50,6 +50,9 @@ def add_parser(sub) -> None:
     p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
                    help="Optuna sampler (default tpe; random is the peer baseline)")
     p.add_argument("--seed", type=int, default=0, help="sampler and training seed (default 0)")
+    p.add_argument("--no-starting-plans", dest="starting_plans", action="store_false",
+                   help="don't begin a new search with the shipped recipes' plans (recipes/prune-quantize.yaml, "
+                        "drop-prune-quantize.yaml, minilm-search*.yaml, those the model fits); by default they run first")
     p.add_argument("--workers", type=int, default=1, help="search processes on this machine (default 1)")
     p.add_argument("--storage", metavar="URL", help="study in a database shared by machines, e.g. "
                                                     "postgresql://user:pw@host/db (default: OUT/study.journal)")
@@ -94,7 +97,7 @@ def _config(args):
                       proxy_slack=args.proxy_slack, top_k=args.top_k, sampler=args.sampler, seed=args.seed,
                       workers=args.workers, storage=args.storage, study_name=args.study_name, ray=args.ray,
                       latency_seconds=args.latency_seconds, final_latency_seconds=args.final_latency_seconds,
-                      retime=args.retime, search_only=args.search_only)
+                      retime=args.retime, search_only=args.search_only, starting_plans=args.starting_plans)
 
 
 def run(args) -> int:
