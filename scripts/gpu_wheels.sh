@@ -7,9 +7,10 @@
 #   scripts/gpu_wheels.sh NAME==VER  # ... and more wheels, for packages the machine lacks
 #
 # What goes in, and why:
-# - torch-pruning: the one dependency the GPU image lacks (it has torch, numpy, onnx,
-#   onnxruntime, safetensors, pyyaml, tqdm, matplotlib, pytest, pytest-xdist, transformers).
-#   Pinned to the version this .venv tests with; pure Python, so no platform tags matter.
+# - torch-pruning, and optuna with the packages it needs that the GPU image lacks (sqlalchemy,
+#   alembic, mako, colorlog): `deepslim auto` searches on Optuna. The image has torch, numpy, onnx,
+#   onnxruntime, safetensors, pyyaml, tqdm, matplotlib, pytest, pytest-xdist, transformers.
+#   Pinned to the versions this .venv tests with. (Ray is left out: too big to carry; its test skips.)
 # - deepslim's own wheel: only for its installed metadata (the CLI's --version and its test read
 #   importlib.metadata); gpu_check.sh puts src/ first on PYTHONPATH, so the code that runs is
 #   always the working tree's, even if this wheel is older.
@@ -23,14 +24,18 @@ DEST="${DEST:-wheels}"
 DATA="${DEEPSLIM_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}"
 run() { echo "+ $*"; [ "${DRY_RUN:-0}" = 1 ] || "$@"; }
 
-pin=$("$PY" -m pip show torch-pruning 2>/dev/null | sed -n 's/^Version: //p')
-[ -n "$pin" ] || { echo "error: torch-pruning is not installed in $PY's environment; run make venv first" >&2; exit 1; }
+pins=()
+for name in torch-pruning optuna sqlalchemy alembic mako colorlog; do
+    version=$("$PY" -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+    [ -n "$version" ] || { echo "error: $name is not installed in $PY's environment; run make venv first" >&2; exit 1; }
+    pins+=("$name==$version")
+done
 run mkdir -p "$DEST"
 run rm -f "$DEST"/*.whl  # one version of each: two would stop the install there
 # The device README's recipe: binary wheels for CPython 3.12 on manylinux x86-64, no dependencies.
 run "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-    -d "$DEST" "torch-pruning==$pin" "$@"
+    -d "$DEST" "${pins[@]}" "$@"
 run "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$DEST" .
 run mkdir -p "$DEST/fashion-mnist"
 run cp "$DATA"/*-ubyte.gz "$DEST/fashion-mnist/"

@@ -22,20 +22,21 @@ def test_scripts_parse():
         assert subprocess.run(["bash", "-n", str(ROOT / "scripts" / script)]).returncode == 0
 
 
-def test_gpu_check_dry_run_lists_every_step_within_eight_minutes(tmp_path):
+def test_gpu_check_dry_run_lists_every_step_within_ten_minutes(tmp_path):
     out = _dry("gpu_check.sh", tmp_path)
     steps = [line for line in out.splitlines() if line.startswith("+ [")]
-    assert [s.split(",")[0][3:] for s in steps] == ["install", "suite", "train", "compress", "profile"]
+    assert [s.split(",")[0][3:] for s in steps] == ["install", "suite", "train", "compress", "profile", "auto"]
     assert "pytest --device cuda" in out and "--epochs 2 --device cuda" in out
-    assert "--recipe recipes/gpu-check.yaml" in out and "--device cuda" in steps[-1]
+    assert "--recipe recipes/gpu-check.yaml" in out and all("--device cuda" in s for s in steps[1:])
     limits = [int(s.split("at most ")[1].split("s]")[0]) for s in steps]
-    assert sum(limits) <= 8 * 60
+    assert sum(limits) <= 10 * 60 - 20  # the device tool's limit per call, less the version checks
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
 
 def test_gpu_wheels_dry_run_fetches_torch_pruning_and_the_data(tmp_path):
     out = _dry("gpu_wheels.sh", tmp_path)
     assert "torch-pruning==" in out and "--only-binary=:all:" in out and "-ubyte.gz" in out
+    assert "optuna==" in out and "sqlalchemy==" in out  # `deepslim auto` searches on Optuna
     assert "minilm-tokenizer" in out and "model.safetensors" in out  # the tokenizer travels, the weights do not
     assert not (tmp_path / "wheels").exists()
 

@@ -45,3 +45,13 @@ def cli(*args) -> list[str]:
 @pytest.fixture
 def auto_cli():
     return cli
+
+
+@pytest.fixture
+def psycopg_works() -> bool:
+    """deepslim[auto]'s PostgreSQL driver imports here (it needs libpq too): the storage errors differ without it."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True

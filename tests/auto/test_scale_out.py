@@ -73,13 +73,27 @@ def test_postgres_heartbeat_fails_a_dead_workers_trial(tmp_path):
     assert retry.retried_trial_number(retries[0]) == trial.number
 
 
-def test_unreachable_storage_is_one_clear_error(tmp_path):
+def test_unreachable_storage_is_one_clear_error(tmp_path, psycopg_works):
     from deepslim.core import DeepslimError
 
-    with pytest.raises(DeepslimError, match="cannot reach the study storage postgresql://u:\\*\\*\\*@127.0.0.1:9/db"):
+    # with the driver the server is tried and not found; without it the missing driver is named
+    expected = ("cannot reach the study storage postgresql://u:\\*\\*\\*@127.0.0.1:9/db" if psycopg_works else
+                "--storage postgresql://u:\\*\\*\\*@127.0.0.1:9/db: the database driver is missing \\(")
+    with pytest.raises(DeepslimError, match=expected):
         open_storage("postgresql://u:secret@127.0.0.1:9/db", tmp_path)
     with pytest.raises(DeepslimError, match="not a database URL"):
         open_storage("localhost:5432", tmp_path)
+
+
+def test_a_missing_database_driver_is_named(tmp_path, monkeypatch):
+    import sys
+
+    from deepslim.core import DeepslimError
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as on a machine without deepslim[auto]'s driver
+    with pytest.raises(DeepslimError, match=r"the database driver is missing \(psycopg\)") as caught:
+        open_storage("postgresql://u:secret@127.0.0.1:9/db", tmp_path)
+    assert "secret" not in str(caught.value) and "deepslim[auto]" in caught.value.hint
 
 
 def test_a_search_only_worker_adds_trials_that_the_main_run_finishes(tiny, config_factory, tmp_path):

@@ -98,7 +98,7 @@ class ImageSpace:
 
     def describe(self, plan: dict) -> str:
         rounding = f" (round {plan['round_to']})" if int(plan["round_to"]) > 1 else ""
-        parts = [f"prune {plan['ratio'] * 100:.0f}% {plan['allocation']}{rounding}"]
+        parts = [f"prune {plan['ratio'] * 100:.4g}% {plan['allocation']}{rounding}"]  # 37.5%, not 38%
         dropped = int(plan.get("drop_blocks", 0))
         if dropped:
             parts.insert(0, f"drop {dropped} block{'s' if dropped > 1 else ''}")

@@ -50,7 +50,9 @@ def open_storage(url: str | None, out: Path):
             engine_kwargs={"pool_pre_ping": True, **({"connect_args": {"connect_timeout": 10}}
                                                      if url.startswith("postgresql") else {})})
     except ImportError as exc:
-        raise DeepslimError(f"--storage {_redact(url)}: the database driver is missing ({exc.name})",
+        # Optuna rewords the ImportError without the module's name: name the driver from the URL
+        driver = "psycopg" if url.startswith("postgresql") else f"a {url.split(':', 1)[0]} driver"
+        raise DeepslimError(f"--storage {_redact(url)}: the database driver is missing ({driver})",
                             hint="pip install 'deepslim[auto]' (psycopg for PostgreSQL)") from exc
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: say which URL and why, in one line
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
