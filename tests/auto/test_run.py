@@ -73,6 +73,15 @@ def test_budget_too_small_for_one_trial(tiny, config_factory, tmp_path):
                       device=__import__("torch").device("cpu"), data_spec=spec)
 
 
+def test_starting_plans_are_on_unless_refused():
+    from deepslim.cli.auto import _config
+    from deepslim.cli.main import build_parser
+
+    args = ["auto", "--model", "fmnist-cnn", "--target", "speedup>=2", "--out", "o"]
+    assert _config(build_parser().parse_args(args)).starting_plans is True
+    assert _config(build_parser().parse_args([*args, "--no-starting-plans"])).starting_plans is False
+
+
 def test_bad_inputs_get_one_line(capsys, tmp_path, psycopg_works):
     assert main(["auto", "--model", "fmnist-cnn", "--target", "latency<=3", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
@@ -116,7 +125,10 @@ def test_resume_after_kill_9_redoes_no_finished_trial(auto_cli, tmp_path):
     for number, (params, mtime) in before.items():
         assert after[number].params == params
         assert (out / "trials" / f"{number:04d}" / "proxy.json").stat().st_mtime_ns == mtime  # not redone
-    assert json.loads((out / "metrics.json").read_text())["status"] == "met"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "met"
+    # the starting plan ran once, first: the resumed run did not queue it again
+    assert [r["trial"] for r in metrics["trials"] if r["starting_plan"]] == [0]
 
 
 def test_two_worker_processes_share_one_study(auto_cli, tmp_path):

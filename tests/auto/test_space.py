@@ -107,6 +107,9 @@ def test_starting_plans_are_the_shipped_recipes():
     assert named == {"recipes/prune-quantize.yaml", "recipes/drop-prune-quantize.yaml",
                      "recipes/minilm-search.yaml", "recipes/minilm-search-ffn25.yaml"}
     assert list(ImageSpace().starting_plans()) == ["recipes/prune-quantize.yaml"]  # no block to drop
+    assert TextSpace(layers=1).starting_plans() == {}  # no layer to drop
+    drop = ImageSpace(blocks=1).starting_plans()["recipes/drop-prune-quantize.yaml"]
+    assert ImageSpace(blocks=1).describe(drop).startswith("drop 1 block, prune 37.5% uniform (round 8), KD 20 ep")
     assert ImageSpace(ratio_low=0.6).starting_plans() == {}  # outside the searched ratios
 
 

@@ -15,9 +15,12 @@ from .target import Target
 
 
 def trial_rows(study: optuna.Study, target: Target) -> list[dict]:
-    """One row per trial (every state): plan, proxy figures, state; what the table and the report show."""
+    """One row per trial (every state but queued-and-not-run): plan, proxy figures, state; what the table
+    and the report show. (A starting plan the budget or --trials never reached stays queued, with no plan.)"""
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.WAITING:
+            continue
         proxy = t.user_attrs.get("proxy") or {}
         rows.append({"trial": t.number, "state": t.state.name.lower(), "plan": dict(t.params),
                      "description": t.user_attrs.get("description", ""),

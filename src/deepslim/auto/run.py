@@ -177,7 +177,9 @@ def _phases(model, data, config: AutoConfig, out: Path, state: dict, clock, dead
     study = open_study(_spec(out, config, base, data_spec, device, deadline))
     _check_same_search(study, config, state["fingerprint"])
     recover_stale_trials(study)
-    if config.starting_plans and not study.trials:  # a new study: the shipped recipes' shapes go first
+    # a new study: the shipped recipes' shapes go first. (Two runs opening one new --storage study at the
+    # same moment may both queue them; skip_if_exists narrows that, and a repeat costs one proxy trial.)
+    if config.starting_plans and not study.get_trials(deepcopy=False):
         for name, plan in space.starting_plans().items():
             study.enqueue_trial(plan, user_attrs={"starting_plan": name}, skip_if_exists=True)
     done_before = sum(r["state"] == "complete" for r in trial_rows(study, config.target))

@@ -131,7 +131,9 @@ class TextSpace:
     def starting_plans(self) -> dict[str, dict]:
         """The shipped MiniLM recipes as plans of this space: half the layers kept, 2 distillation epochs,
         int8 with the embedding tables; with and without a quarter of the FFN neurons removed."""
-        half = {"keep_layers": max(max(1, self.layers // 3), self.layers // 2), "ffn_ratio": 0.0, "head_ratio": 0.0,
+        if self.layers < 2:  # nothing to drop: not those recipes' shape
+            return {}
+        half = {"keep_layers": self.layers // 2, "ffn_ratio": 0.0, "head_ratio": 0.0,
                 "quantize": "dynamic-embeddings", "epochs": 2}
         return {"recipes/minilm-search.yaml": half, "recipes/minilm-search-ffn25.yaml": dict(half, ffn_ratio=0.25)}
 

@@ -50,8 +50,9 @@ def open_storage(url: str | None, out: Path):
             engine_kwargs={"pool_pre_ping": True, **({"connect_args": {"connect_timeout": 10}}
                                                      if url.startswith("postgresql") else {})})
     except ImportError as exc:
-        # Optuna rewords the ImportError without the module's name: name the driver from the URL
-        driver = "psycopg" if url.startswith("postgresql") else f"a {url.split(':', 1)[0]} driver"
+        # Optuna rewords the ImportError; the module's name is on its cause (else guessed from the URL)
+        driver = getattr(exc.__cause__, "name", None) or (
+            "psycopg" if url.startswith("postgresql") else f"a {url.split(':', 1)[0]} driver")
         raise DeepslimError(f"--storage {_redact(url)}: the database driver is missing ({driver})",
                             hint="pip install 'deepslim[auto]' (psycopg for PostgreSQL)") from exc
     except Exception as exc:  # SQLAlchemy's OperationalError and friends: say which URL and why, in one line
@@ -105,7 +106,10 @@ def recover_stale_trials(study: optuna.Study) -> int:
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         retries = int(trial.user_attrs.get("retries", 0))
         if retries < MAX_RETRIES:  # a plan that kills its process every time is not queued for ever
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "retries": retries + 1},
+            # a queued plan killed before it suggested anything has no params yet: its queued values stand in
+            plan = trial.params or trial.system_attrs.get("fixed_params") or {}
+            labels = {k: trial.user_attrs[k] for k in ("starting_plan",) if k in trial.user_attrs}
+            study.enqueue_trial(plan, user_attrs={"retry_of": trial.number, "retries": retries + 1, **labels},
                                 skip_if_exists=False)
         stale += 1
     if stale:
