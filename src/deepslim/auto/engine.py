@@ -67,6 +67,9 @@ class Objective:
     def __call__(self, trial: optuna.Trial):
         trial.set_user_attr("worker", worker_id())
         plan = self.space.suggest(trial)
+        description = self.space.describe(plan)
+        if "starting_plan" in trial.user_attrs:
+            description += f" (the shape of {trial.user_attrs['starting_plan']})"
         earlier = _same_plan_done(self.study, plan)
         if earlier is not None:  # the sampler proposed a plan already measured: reuse, don't re-run
             figures = dict(earlier.user_attrs["proxy"])
@@ -75,8 +78,7 @@ class Objective:
             text = recipe_text(self.space, plan, epochs=proxy_epochs(plan, self.spec["proxy_epoch_scale"]),
                                max_batch=len(self.proxy.data.train), name=f"auto-trial-{trial.number}")
             folder = self.out / "trials" / f"{trial.number:04d}"
-            log(f"trial {trial.number}: {self.space.describe(plan)}"
-                + (f" (the shape of {trial.user_attrs['starting_plan']})" if "starting_plan" in trial.user_attrs else ""))
+            log(f"trial {trial.number}: {description}")
             started = time.perf_counter()
             figures = self.proxy.run(parse_recipe(text, origin=f"trial {trial.number}"), folder,
                                      self.out / self.base["onnx"])
@@ -85,9 +87,6 @@ class Objective:
         drop = self.base["accuracy"] - figures["accuracy"]
         figures["drop"] = drop
         trial.set_user_attr("proxy", figures)
-        description = self.space.describe(plan)
-        if "starting_plan" in trial.user_attrs:
-            description += f" (the shape of {trial.user_attrs['starting_plan']})"
         trial.set_user_attr("description", description)
         excess = drop - (self.spec["max_drop"] + self.spec["proxy_slack"])
         trial.set_user_attr("constraint", excess)

@@ -108,8 +108,8 @@ def recover_stale_trials(study: optuna.Study) -> int:
         if retries < MAX_RETRIES:  # a plan that kills its process every time is not queued for ever
             # a queued plan killed before it suggested anything has no params yet: its queued values stand in
             plan = trial.params or trial.system_attrs.get("fixed_params") or {}
-            labels = {k: trial.user_attrs[k] for k in ("starting_plan",) if k in trial.user_attrs}
-            study.enqueue_trial(plan, user_attrs={"retry_of": trial.number, "retries": retries + 1, **labels},
+            label = {"starting_plan": trial.user_attrs["starting_plan"]} if "starting_plan" in trial.user_attrs else {}
+            study.enqueue_trial(plan, user_attrs={"retry_of": trial.number, "retries": retries + 1, **label},
                                 skip_if_exists=False)
         stale += 1
     if stale:
