@@ -88,6 +88,8 @@ def _derivation(meta: dict) -> list[str]:
             subset = f" (--subset {data['subset']})" if data.get("subset") else ""
             line += f"; fine-tuned {plural(s['finetune_epochs'], 'epoch')}{images}{subset}"
             line += " distilling from the source model" if s.get("distilled") else ""
+            seeds = s.get("finetune_seeds") or []
+            line += f" (seed {', '.join(str(x) for x in seeds)})" if any(seeds) else ""
         if s.get("batchnorm_reestimated"):
             line += "; BatchNorm statistics re-estimated"
         lines.append(line)

@@ -44,6 +44,7 @@ def provenance(metrics: dict, recipe: Recipe, source: str, command: str) -> dict
         "accuracy_before": base["accuracy"], "accuracy_after": final["accuracy"],
         "macs_before": base["macs"], "macs_after": final["macs"], "finetune_epochs": epochs,
         "distilled": any(s.get("finetune", {}).get("distill") for s in shipped),
+        "finetune_seeds": sorted({s["finetune"].get("seed", 0) for s in shipped if s.get("finetune", {}).get("epochs")}),
         "data": {k: metrics["data"].get(k, "image" if k == "unit" else None) for k in ("train_images", "subset", "unit")},
         "metric": metrics.get("task", {}).get("metric", "accuracy"),
         "batchnorm_reestimated": any("batchnorm_reestimated" in s.get("details", {}) for s in shipped)}}

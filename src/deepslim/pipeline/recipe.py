@@ -34,7 +34,8 @@ from ..core.registry import near_matches
 from .techniques import TECHNIQUES
 
 FINETUNE_FIELDS = {"epochs": int, "lr": float, "batch_size": int, "distill": bool, "temperature": float,
-                   "alpha": float}
+                   "alpha": float, "seed": int}
+MAX_SEED = 2**32  # the loaders derive each epoch's generator seed from it (seed * 1,000,003 + epoch): no overflow
 STAGE_KEYS = {"technique", "name", "finetune", "keep"}
 # keep: always ships every stage; if_faster drops a stage measurably slower than its input
 # (the runner's rule, see compare.keep_decision).
@@ -56,6 +57,7 @@ class Finetune:
     distill: bool = False
     temperature: float = 4.0
     alpha: float = 0.9
+    seed: int = 0  # the fine-tune's batch order and augmentation: another seed measures the run-to-run spread
 
 
 @dataclass
@@ -176,9 +178,10 @@ def _build_finetune(data, lines: dict) -> Finetune:
         if not ok:
             raise _err(line, f"finetune.{key} = {value!r} must be {expected.__name__}")
     ft = Finetune(**data)
-    if ft.epochs < 0 or ft.lr <= 0 or ft.batch_size < 1 or ft.temperature <= 0 or not 0 <= ft.alpha <= 1:
+    if ft.epochs < 0 or ft.lr <= 0 or ft.batch_size < 1 or ft.temperature <= 0 or not 0 <= ft.alpha <= 1 \
+            or not 0 <= ft.seed < MAX_SEED:
         raise _err(lines["_line"], f"finetune values out of range: {data}",
-                   hint="epochs >= 0, lr > 0, batch_size >= 1, temperature > 0, 0 <= alpha <= 1")
+                   hint="epochs >= 0, lr > 0, batch_size >= 1, temperature > 0, 0 <= alpha <= 1, 0 <= seed < 2**32")
     return ft
 
 

@@ -73,7 +73,8 @@ def log_stage_data(stage: Stage, task, spec) -> dict:
         kind = "quantization-aware training" if spec.trains_itself else "fine-tune"
         log(f"  {kind}: {plural(ft.epochs, 'epoch')} on {task.describe_finetune()}"
             f"{f' (--subset {subset})' if subset else ''}, lr {ft.lr:g}, batch {ft.batch_size}"
-            f"{', distilled from the input model' if ft.distill and task.kind != 'retrieval' else ''}")
+            f"{', distilled from the input model' if ft.distill and task.kind != 'retrieval' else ''}"
+            f"{f', seed {ft.seed}' if ft.seed else ''}")
     else:
         log("  no fine-tune")
     return note

@@ -95,7 +95,7 @@ class ImageTask:
             kd = KD(temperature=ft.temperature, alpha=ft.alpha)
             callbacks = [*callbacks, Distillation(target.to(self.device), teacher.to(self.device), kd,
                                                   self.example.repeat(2, 1, 1, 1))]
-        cfg = TrainConfig(epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, schedule="cosine")
+        cfg = TrainConfig(epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, schedule="cosine", seed=ft.seed)
         Trainer(target, cfg, callbacks=callbacks, device=self.device).fit(self.data.train, val_data=self.data.val)
 
     def describe_finetune(self) -> str:
@@ -208,8 +208,8 @@ class RetrievalTask:
 
         texts, targets = self._teacher_targets(teacher.to(self.device))
         cfg = TrainConfig(epochs=ft.epochs, lr=ft.lr, batch_size=ft.batch_size, optimizer="adamw", weight_decay=0.01,
-                          warmup_epochs=0.05, augment=False, grad_clip=1.0, seed=0)
-        batches = TextBatches(target, texts, ft.batch_size, DOC_MAX_TOKENS, seed=0, targets=targets)
+                          warmup_epochs=0.05, augment=False, grad_clip=1.0, seed=ft.seed)
+        batches = TextBatches(target, texts, ft.batch_size, DOC_MAX_TOKENS, seed=ft.seed, targets=targets)
         Trainer(target, cfg, callbacks=callbacks, device=self.device,
                 task=EmbeddingMatch("cosine")).fit(batches)
 

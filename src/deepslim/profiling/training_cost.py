@@ -15,12 +15,15 @@ from .formulas import EXTRA_FORMULAS
 
 def training_step_flops(model: nn.Module, batch: torch.Tensor, num_classes: int | None = None) -> int:
     """Matmul/conv-family FLOPs of one training step (forward, cross-entropy, backward) on ``batch``.
+    The model is left as it was: its modes, and its buffers (a forward in training mode would move
+    BatchNorm's running statistics).
 
     Example:
         >>> training_step_flops(nn.Linear(8, 4), torch.randn(2, 8))  # forward 2*64 + weight gradient 2*64
         256
     """
     counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FORMULAS)
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
         with train_mode(model), counter:
             logits = model(batch)
@@ -28,6 +31,9 @@ def training_step_flops(model: nn.Module, batch: torch.Tensor, num_classes: int 
             F.cross_entropy(logits, targets).backward()
     finally:
         model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for name, saved in buffers.items():
+                model.get_buffer(name).copy_(saved)
     return counter.get_total_flops()
 
 
