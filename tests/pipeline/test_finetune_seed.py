@@ -27,8 +27,9 @@ def test_the_seed_is_read_and_defaults_to_zero():
     text = "stages:\n  - technique: channel_pruning\n    ratio: 0.3\n    finetune: {epochs: 1%s}\n"
     assert parse_recipe(text % "").stages[0].finetune.seed == 0
     assert parse_recipe(text % ", seed: 3").stages[0].finetune.seed == 3
-    with pytest.raises(DeepslimError, match="seed >= 0"):
-        parse_recipe(text % ", seed: -1")
+    for bad in ("-1", str(2**32)):
+        with pytest.raises(DeepslimError, match=r"0 <= seed < 2\*\*32"):
+            parse_recipe(text % f", seed: {bad}")
 
 
 def test_same_seed_repeats_the_fine_tune_and_another_seed_changes_it():
