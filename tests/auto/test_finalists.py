@@ -10,6 +10,7 @@ import pytest
 
 from deepslim.auto import finalists as fin
 from deepslim.auto.picking import FinalistPicker
+from deepslim.auto.result import choose
 from deepslim.auto.space import ImageSpace
 from deepslim.auto.target import parse_target
 
@@ -25,7 +26,8 @@ def _row(trial, drop, speedup, epochs):
 @pytest.mark.parametrize("extension_drop", [0.4, 0.7])
 def test_a_faster_near_miss_runs_again_with_twice_the_epochs_before_the_next_pick(monkeypatch, tmp_path,
                                                                                    extension_drop):
-    full_drops = {"finalists/trial-0001": 0.8, "finalists/trial-0002": 0.45, "finalists/trial-0001-ep20": extension_drop}
+    full_drops = {"finalists/trial-0001": 0.8, "finalists/trial-0002": 0.45, "finalists/trial-0001-ep20": extension_drop,
+                  "finalists/trial-0001-ep40": 0.35, "finalists/trial-0002-ep20": 0.5}
     ran = []
 
     def fake_run(model, data, space, row, folder, **kw):
@@ -53,9 +55,15 @@ def test_a_faster_near_miss_runs_again_with_twice_the_epochs_before_the_next_pic
     result = fin.run_finalists(None, data, ImageSpace(), picker, tmp_path, config, None, time.time() + 1e6, state,
                                None, lambda: None, "", {})
     # trial 1 (3.3x) lost 0.8: its extension goes before trial 2 (2.7x, predicted to keep the bound: 1.3 x 0.26);
-    # when the extension keeps the bound nothing else is faster, and when it misses, trial 2 still runs
+    # when the extension keeps the bound nothing else is faster, and when it misses, trial 2 still runs; then the
+    # keeper to publish runs again with twice its epochs (the polish)
     expected = [("finalists/trial-0001", 10), ("finalists/trial-0001-ep20", 20)]
-    assert ran == expected + ([("finalists/trial-0002", 10)] if extension_drop > 0.5 else [])
+    assert ran == expected + ([("finalists/trial-0002", 10), ("finalists/trial-0002-ep20", 20)] if extension_drop > 0.5
+                              else [("finalists/trial-0001-ep40", 40)])
+    assert result[-1]["pick"]["polish"] and result[-1]["estimate_s"] == 600.0 * (4 if extension_drop < 0.5 else 2)
+    # the longer run is published only if it lost less: trial 1 at 40 epochs did (0.35); trial 2 at 20 did not (0.5)
+    best, _ = choose(result, target, 0.5)
+    assert best["folder"] == ("finalists/trial-0001-ep40" if extension_drop < 0.5 else "finalists/trial-0002")
     extension = result[1]
     assert extension["pick"]["extends"] == 1 and extension["estimate_s"] == 1200.0  # 600 s for 10 epochs, doubled
     assert "KD 20 ep" in extension["description"] and extension["proxy"]["plan"]["epochs"] == 10

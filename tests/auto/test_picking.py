@@ -220,3 +220,26 @@ def test_no_timing_when_plans_are_ranked_by_macs():
     calls = []
     picker = FinalistPicker(rows, parse_target("macs<=1e5"), max_drop=0.5, slack=3.0, retime=calls.append)
     assert picker.next([])["trial"] == 0 and calls == []  # neither reaches the target: the fewest MACs first
+
+
+def test_with_nothing_else_left_the_keeper_to_publish_runs_again_with_twice_the_epochs():
+    picker = FinalistPicker(ROWS, SPEED, max_drop=0.5, slack=3.0)
+    tried = [_finalist(ROWS[0], 0.85), _finalist(ROWS[2], 0.45)]  # trial 2 keeps the bound; nothing faster is left
+    assert picker.next(tried) is None and picker.extend(tried)["trial"] == 0  # the near miss first
+    tried.append(_finalist(ROWS[0], 0.7, epochs=20, extends=0))  # its extension missed again
+    polish = picker.next_run(tried, picks_left=False)
+    assert polish["trial"] == 2 and polish["plan"]["epochs"] == 20 and polish["pick"]["extends"] == 2
+    assert polish["pick"]["polish"] and "the plan to publish" in polish["pick"]["rule"]
+    # once: its longer run (finished, failed or skipped) is not proposed again, nor extended further
+    assert picker.next_run(tried + [_finalist(ROWS[2], 0.40, epochs=20, extends=2, polish=True)]) is None
+    assert picker.next_run(tried + [{**_finalist(ROWS[2], None, epochs=20, extends=2, polish=True), "skipped": "no time"}]) is None
+    # a longer run of the plan already tried (as a near miss's extension): none
+    assert picker.polish([_finalist(ROWS[2], 0.45), _finalist(ROWS[2], 0.5, epochs=20, extends=2)]) is None
+
+
+def test_no_polish_for_a_keeper_that_lost_nothing_or_has_no_fine_tune():
+    tried = [_finalist(ROWS[2], 0.0)]
+    assert FinalistPicker(ROWS[2:], SPEED, max_drop=0.5, slack=3.0).next_run(tried) is None
+    tried = [_finalist(ROWS[2], 0.3)]
+    assert FinalistPicker(ROWS[2:], SPEED, max_drop=0.5, slack=3.0, extendable=lambda plan: False).next_run(tried) is None
+    assert FinalistPicker(ROWS[2:], SPEED, max_drop=0.5, slack=3.0).next_run(tried)["pick"]["polish"]

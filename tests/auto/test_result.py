@@ -38,3 +38,17 @@ def test_a_cost_target_publishes_the_fastest_plan_that_reaches_it():
     assert best["trial"] == 1  # reaches 5e6 MACs and is faster than trial 0; trial 2 is faster but misses the target
     best, _ = choose([_finalist(2, 0.1, 5.0, macs=6e6), _finalist(3, 0.1, 6.0, macs=7e6)], target, 0.5)
     assert best["trial"] == 2 and status_of(best, None, target) == "not met"  # none reaches it: the closest
+
+
+def test_of_keepers_as_fast_within_the_timing_noise_the_more_accurate_is_published():
+    target = parse_target("speedup>=6")
+    # a plan and its longer fine-tune: 3.02x and 3.00x are one speed; the longer run lost less
+    best, _ = choose([_finalist(0, 0.45, 3.02), _finalist(0, 0.30, 3.00)], target, 0.5)
+    assert best["measured"]["drop"] == 0.30
+    best, _ = choose([_finalist(0, 0.45, 3.20), _finalist(1, 0.30, 3.00)], target, 0.5)
+    assert best["trial"] == 0  # 7% faster: faster wins
+    best, _ = choose([_finalist(2, 0.4, 6.5), _finalist(3, 0.1, 5.9)], target, 0.5)
+    assert best["trial"] == 2  # only one reaches the target
+    macs = parse_target("macs<=5e6")  # ranked by MACs: a tie is the same count
+    best, _ = choose([_finalist(4, 0.4, 3.0, macs=6e6), _finalist(4, 0.2, 2.9, macs=6e6)], macs, 0.5)
+    assert best["measured"]["drop"] == 0.2

@@ -96,7 +96,8 @@ def measured_figures(metrics: dict, timed: dict, batch: int) -> dict:
 def run_finalists(model, data, space, picker, out, config, device, deadline, state, proxy, spend, resume_hint,
                   result) -> list[dict]:
     """Full runs of up to ``config.top_k`` plans, each chosen by ``picker`` (a ``FinalistPicker``) after the
-    runs before it, then of near misses with a longer fine-tune (``picker.extend``), while the budget lasts
+    runs before it, then of near misses with a longer fine-tune (``picker.extend``) and of the plan to publish
+    with a longer one (``picker.polish``), while the budget lasts
     (a run is skipped if its estimate exceeds what is left; a failing one is recorded); then all finished
     ones timed together with the input model."""
     finalists, finished = [], []

@@ -14,7 +14,11 @@ bound, so the picks learn the factor from the full runs themselves:
    than any keeper may run again with twice the fine-tune epochs (``extend``): a longer KD fine-tune is
    what recovers accuracy most reliably, and the proxy cannot show it (its epochs are a fixed share of
    the plan's). It goes before the next pick when it is clearly faster (``next_run``), and after the
-   picks otherwise. Each finalist is extended once.
+   picks otherwise. Each finalist is extended once;
+5. with no pick and no near miss left, the budget left goes to the plan to publish (``polish``): the fastest
+   keeper runs again with twice its epochs, and is published only if it lost less (``result.choose`` takes
+   the most accurate of the keepers as fast within the timing's noise). Without this, a run whose first
+   keeper shut out every other plan stopped with 47 of its 120 minutes unused (BENCHMARKS.md, random v2).
 
 Plans within 3% of the fastest qualifying one count as equally fast (a 4-s timing repeats no better),
 and the one whose proxy lost least of them is picked.
@@ -38,15 +42,12 @@ Example:
 
 from __future__ import annotations
 
-from .result import distinct_plans
+from .result import SPEED_TIE, distinct_plans
 from .retime import apply_retimed
 from .target import Target
 
 MIN_PROXY_DROP = 0.5  # below this, a proxy's loss is mostly the validation split's noise: no usable ratio
 MIN_RATIO = 0.1       # a full run that lost nothing says little about how much a harder plan loses
-# plans within 3% of the fastest count as equally fast: the flagship's finalists timed 2.63x/3.31x when picked
-# (4 s), 2.66x/3.33x in the run's final timing and 2.76x/3.35x in a later interleaved run (BENCHMARKS.md)
-SPEED_TIE = 0.03
 # a full run that lost up to twice the bound is worth a fine-tune twice as long: on the flagship, 14 KD epochs
 # instead of 6 took the demo's loss from 0.59 to 0.31 points (BENCHMARKS.md); but 20 instead of 10 took a
 # dropped-block plan's only from 0.83 to 0.73 (v2y), so the gain depends on the plan
@@ -166,11 +167,37 @@ class FinalistPicker:
 
     def next_run(self, tried: list[dict], picks_left: bool = True) -> dict | None:
         """What runs next: the next pick (``next``; only while ``picks_left``) or the extension (``extend``), the
-        extension first only when it is clearly faster; None when neither is left."""
+        extension first only when it is clearly faster; when neither is left, the polish (``polish``); else None."""
         pick, extension = self._decide(tried, picks_left, extensions=True)
+        if pick is None and extension is None:
+            return self.polish(tried)
         if pick is None or extension is None:
             return pick or extension
         return extension if self.clearly_faster(extension, pick) else pick
+
+    def polish(self, tried: list[dict]) -> dict | None:
+        """The keeper that would be published (the fastest finalist that kept the bound; of those as fast, the one
+        that lost least), again with ``EXTEND_EPOCHS`` times its fine-tune epochs, once: with no plan left to try,
+        the budget left goes to the published plan's accuracy (a longer KD fine-tune recovers more; the result
+        publishes the longer run only if it lost less, at the same speed). None when it lost nothing, has no
+        fine-tune, or a longer run of its plan was already tried; once per run."""
+        if any((f.get("pick") or {}).get("polish") for f in tried):  # once per run
+            return None
+        finished = [f for f in tried if f.get("full_drop") is not None]
+        keepers = [f for f in self._keepers(finished) if f.get("plan") and self.extendable(f["plan"])]
+        if not keepers:
+            return None
+        tied = self._tied(sorted((self._row(f) for f in keepers), key=self.rank))
+        f = min((f for f in keepers if self._row(f) in tied), key=lambda f: (f["full_drop"], -int(f["plan"]["epochs"])))
+        epochs = int(f["plan"]["epochs"]) * EXTEND_EPOCHS
+        longer = [g for g in tried if g["trial"] == f["trial"] and int((g.get("plan") or {}).get("epochs", 0)) >= epochs]
+        if f["full_drop"] <= 0 or longer:
+            return None
+        base = f["pick"]["extends"] if is_extension(f) else f["trial"]
+        return {**self._row(f), "plan": {**f["plan"], "epochs": epochs},
+                "pick": {"rule": f"trial {f['trial']} again with {epochs} fine-tune epochs instead of {f['plan']['epochs']}: "
+                                 f"no plan is left to try, and it is the plan to publish ({f['full_drop']:.2f} points lost)",
+                         "extends": base, "polish": True}}
 
     def extend(self, tried: list[dict]) -> dict | None:
         """The fastest finished finalist that missed the bound by at most ``NEAR_MISS`` times it, whose plan has a
