@@ -183,8 +183,7 @@ class FinalistPicker:
         fine-tune, or a longer run of its plan was already tried; once per run."""
         if any((f.get("pick") or {}).get("polish") for f in tried):  # once per run
             return None
-        finished = [f for f in tried if f.get("full_drop") is not None]
-        keepers = [f for f in self._keepers(finished) if f.get("plan") and self.extendable(f["plan"])]
+        keepers = [f for f in self._keepers(tried) if f.get("plan") and self.extendable(f["plan"])]
         if not keepers:
             return None
         tied = self._tied(sorted((self._row(f) for f in keepers), key=self.rank))

@@ -57,7 +57,7 @@ class Finetune:
     distill: bool = False
     temperature: float = 4.0
     alpha: float = 0.9
-    seed: int = 0  # the fine-tune's batch order and augmentation: another seed measures the run-to-run spread
+    seed: int = 0  # the fine-tune's batch order, augmentation and dropout: other seeds show the run-to-run spread
 
 
 @dataclass
